@@ -1,0 +1,5 @@
+"""Allow `python -m quet`."""
+
+from quet.cli.main import main
+
+main()

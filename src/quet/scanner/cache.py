@@ -1,0 +1,96 @@
+"""The skip-unchanged cache: a file whose inode, size, times and rule set are unchanged is not read again.
+
+Hashes and YARA results are cached, not verdicts: hash lists and filename IOCs are re-applied on
+every scan, so updating hash signatures never forces a re-read, only a YARA rule change does.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict
+from pathlib import Path
+
+from quet.scanner.result import ObjectScan
+from quet.scanner.walk import FileEntry
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    rules_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    objects TEXT NOT NULL,
+    PRIMARY KEY (dev, ino)
+) WITHOUT ROWID;
+"""
+
+
+class ScanCache:
+    def __init__(self, path: Path, rules_id: str) -> None:
+        self.path = path
+        self.rules_id = rules_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        self._pending: list[tuple[object, ...]] = []
+
+    def get(self, entry: FileEntry) -> list[ObjectScan] | None:
+        row = self.db.execute(
+            "SELECT size, mtime_ns, ctime_ns, rules_id, path, objects FROM files"
+            " WHERE dev = ? AND ino = ?",
+            (entry.dev, entry.ino),
+        ).fetchone()
+        if row is None:
+            return None
+        size, mtime_ns, ctime_ns, rules_id, path, objects = row
+        if (size, mtime_ns, ctime_ns, rules_id) != (
+            entry.size,
+            entry.mtime_ns,
+            entry.ctime_ns,
+            self.rules_id,
+        ):
+            return None
+        try:
+            records = [ObjectScan(**o) for o in json.loads(objects)]
+        except (ValueError, TypeError):
+            return None
+        if path != entry.path:
+            # A hard link or a renamed directory: the contents are the same, the names are not.
+            for rec in records:
+                rec.path = entry.path + rec.path[len(path) :]
+        return records
+
+    def put(self, entry: FileEntry, objects: list[ObjectScan]) -> None:
+        if any(o.error for o in objects):
+            return  # never remember a failed read as clean
+        blob = json.dumps([_compact(o) for o in objects], separators=(",", ":"))
+        self._pending.append(
+            (entry.dev, entry.ino, entry.size, entry.mtime_ns, entry.ctime_ns,
+             self.rules_id, entry.path, blob)
+        )  # fmt: skip
+        if len(self._pending) >= 2000:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._pending
+            )
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()
+
+
+def _compact(obj: ObjectScan) -> dict[str, object]:
+    return {k: v for k, v in asdict(obj).items() if v not in ("", 0, [], {}) or k == "path"}

@@ -1,0 +1,122 @@
+"""The signature set a scan uses: YARA rules, hash lists, filename IOCs and C2 addresses, loaded once."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quet import paths
+from quet.errors import SignatureError
+from quet.indicators import formats, yararules
+from quet.indicators.filenames import FilenameMatcher
+from quet.indicators.hashes import HashSet
+from quet.indicators.model import HASH_TYPES, IndicatorType, IssueLog
+from quet.indicators.netsets import DomainSet, IPSet
+
+STARTER_DIR = Path(__file__).parent / "starter"
+
+
+@dataclass
+class SignatureSet:
+    rules: yararules.CompiledRules
+    hashes: HashSet = field(default_factory=HashSet)
+    filenames: FilenameMatcher = field(default_factory=FilenameMatcher)
+    c2_ips: IPSet = field(default_factory=IPSet)
+    c2_domains: DomainSet = field(default_factory=DomainSet)
+    issues: IssueLog = field(default_factory=IssueLog)
+    sources: list[str] = field(default_factory=list)
+    starter: bool = False
+    load_seconds: float = 0.0
+    rule_sources: dict[str, str] = field(default_factory=dict)  # namespace -> file
+
+    @property
+    def identity(self) -> str:
+        """Identity of what decides a verdict; the cache only needs `rules.identity`."""
+        h = hashlib.sha256(self.rules.identity.encode())
+        for src in sorted(self.sources):
+            h.update(src.encode())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "identity": self.identity,
+            "rules_identity": self.rules.identity[:16],
+            "starter": self.starter,
+            "yara_rules": self.rules.count,
+            "hashes": len(self.hashes),
+            "filename_iocs": len(self.filenames),
+            "c2_ips": len(self.c2_ips),
+            "c2_domains": len(self.c2_domains),
+            "sources": self.sources,
+            "load_errors": self.issues.count,
+            "load_seconds": round(self.load_seconds, 3),
+        }
+
+
+def installed_paths() -> list[Path]:
+    """Signature files installed under QUET_HOME (by `quet update` or by hand)."""
+    root = paths.signatures_dir()
+    return sorted(p for p in root.iterdir() if not p.name.startswith("."))
+
+
+def load(
+    rules: list[Path] | None = None,
+    hashes: list[Path] | None = None,
+    iocs: list[Path] | None = None,
+    use_installed: bool = True,
+    cache_dir: Path | None = None,
+) -> SignatureSet:
+    """Load the installed signatures (or the starter set when none) plus any given on the command line."""
+    t0 = time.perf_counter()
+    issues = IssueLog()
+    rule_paths = list(rules or [])
+    data_paths = list(hashes or []) + list(iocs or [])
+    starter = False
+    if use_installed:
+        installed = installed_paths()
+        if installed:
+            rule_paths += [p for p in installed if _is_rules(p)]
+            data_paths += [p for p in installed if not _is_rules(p)]
+        elif not rule_paths and not data_paths:
+            starter = True
+            rule_paths.append(STARTER_DIR / "starter.yar")
+            data_paths.append(STARTER_DIR / "starter.hsb")
+    for p in rule_paths + data_paths:
+        if not p.exists():
+            raise SignatureError(f"{p}: no such file or folder")
+    compiled = yararules.load(rule_paths, issues, cache_dir or paths.cache_dir())
+    sigs = SignatureSet(rules=compiled, issues=issues, starter=starter)
+    sigs.rule_sources = compiled.namespaces
+    sigs.sources = [str(p) for p in rule_paths + data_paths]
+    for p in data_paths:
+        for ind in formats.read_path(p, issues):
+            if ind.type in HASH_TYPES:
+                if "allow" in ind.tags:
+                    sigs.hashes.add_allow(ind)
+                else:
+                    sigs.hashes.add(ind)
+            elif ind.type is IndicatorType.FILENAME:
+                sigs.filenames.add(ind)
+            elif ind.type in (IndicatorType.IPV4, IndicatorType.IPV6, IndicatorType.CIDR):
+                sigs.c2_ips.add(ind)
+            elif ind.type is IndicatorType.DOMAIN:
+                sigs.c2_domains.add(ind)
+    sigs.hashes.freeze()
+    sigs.filenames.freeze()
+    sigs.c2_ips.freeze()
+    loaded = len(sigs.hashes) + len(sigs.filenames) + len(sigs.c2_ips) + len(sigs.c2_domains)
+    if compiled.rules is None and not loaded:
+        raise SignatureError(
+                "no usable signatures were loaded"
+                + (f" ({issues.count} errors, first: {issues.issues[0]})" if issues.count else "")
+            )
+    sigs.load_seconds = time.perf_counter() - t0
+    return sigs
+
+
+def _is_rules(path: Path) -> bool:
+    if path.is_dir():
+        return any(q.suffix.lower() in yararules.RULE_EXTENSIONS for q in path.rglob("*"))
+    return path.suffix.lower() in yararules.RULE_EXTENSIONS
