@@ -232,3 +232,44 @@ def test_archive_bomb_reported(tmp_path: Path) -> None:
             fh.write(chunk)
     result = run([tmp_path])
     assert any(f.name == "Quet.Heuristic.ArchiveBomb" for f in result.findings)
+
+
+def test_quarantine_during_scan_and_restore(tmp_path: Path) -> None:
+    from quet.scanner.quarantine import Vault
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    bad = corpus / "eicar.com"
+    bad.write_bytes(EICAR)
+    zipped = corpus / "mail.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.writestr("attachment/eicar.txt", EICAR)
+    original_zip = zipped.read_bytes()
+    (corpus / "clean.txt").write_text("keep me")
+    result = run([corpus], quarantine=True)
+    assert not bad.exists() and not zipped.exists()
+    assert (corpus / "clean.txt").read_text() == "keep me"
+    assert {f.action for f in result.findings} == {"quarantined"}
+    entries = {e.original_path: e for e in Vault().list()}
+    assert set(entries) == {str(bad), str(zipped)}
+    ids = {f.quarantine_id for f in result.findings if f.path.startswith(str(zipped))}
+    assert ids == {entries[str(zipped)].id}
+    Vault().restore(entries[str(zipped)].id)
+    assert zipped.read_bytes() == original_zip
+
+
+def test_quarantine_refuses_a_file_changed_after_the_scan(tmp_path: Path) -> None:
+    """The vault checks the scanned SHA256: a file replaced meanwhile is left in place."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    bad = corpus / "eicar.com"
+    bad.write_bytes(EICAR)
+    sigs = signatures.load()
+    scan = engine.Scan(engine.ScanOptions(paths=[str(corpus)], quarantine=True), sigs)
+    scan._infected = {str(bad): "0" * 64}  # as if the file had other contents when scanned
+    scan.result.findings.append(
+        engine.Finding(kind=Kind.YARA, name="X", path=str(bad), sha256="0" * 64)
+    )
+    scan._quarantine()
+    assert bad.read_bytes() == EICAR
+    assert scan.result.findings[0].action == "quarantine-failed"

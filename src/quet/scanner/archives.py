@@ -149,14 +149,13 @@ class _Inflater:
                 data = dec.unconsumed_tail or self._feed()
                 starved = not data
                 out = dec.decompress(data, n)
-                leftover = len(dec.unused_data) + len(dec.unconsumed_tail)
             else:
                 data = self._feed() if dec.needs_input else b""
                 starved = dec.needs_input and not data
                 out = dec.decompress(data, n)
-                leftover = len(dec.unused_data)
             if dec.eof:
-                self._next_stream(leftover)
+                # input after the end of the stream; zlib also leaves it in unconsumed_tail
+                self._next_stream(len(dec.unused_data))
             elif starved and not out:
                 self.done = True
                 if self.expected is None or self.out < self.expected:

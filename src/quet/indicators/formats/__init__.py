@@ -42,13 +42,13 @@ def detect(path: Path) -> Format | None:
     """The format of a file: by extension first, then by sniffing its head; None if unknown."""
     name = path.name
     lower = name.lower()
+    by_ext = [f for f in FORMATS.values() if any(lower.endswith(e) for e in f.extensions)]
+    if len(by_ext) == 1:
+        return by_ext[0]
     try:
         head = _head(path)
     except OSError:
         head = b""
-    by_ext = [f for f in FORMATS.values() if any(lower.endswith(e) for e in f.extensions)]
-    if len(by_ext) == 1:
-        return by_ext[0]
     # Several formats share an extension (Loki's lists are all .txt): let the sniff decide.
     for fmt in by_ext or FORMATS.values():
         try:
