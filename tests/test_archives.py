@@ -232,6 +232,38 @@ def test_zip_bzip2_and_lzma_members_and_crc_mismatch() -> None:
     assert m.data == b"EXACT" and m.problem == "corrupt: CRC mismatch"
 
 
+def test_zip64_and_self_extractor_prefix() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("big.txt", "w", force_zip64=True) as f:
+            f.write(b"zip64 body")
+        zf.writestr("small.txt", b"s")
+    data = buf.getvalue()
+    expected = [("big.txt", b"zip64 body"), ("small.txt", b"s")]
+    assert [(m.name, m.data) for m in members(data, "zip")] == expected
+    sfx = b"MZ" + bytes(3000) + data  # a stub before the zip shifts every offset
+    assert [(m.name, m.data, m.problem) for m in members(sfx, "zip")][-2:] == [
+        (name, body, "") for name, body in expected
+    ]
+
+
+def test_7z_member_with_escaping_path_does_not_hide_the_others() -> None:
+    buf = io.BytesIO()
+    z = py7zr.SevenZipFile(buf, "w", filters=[{"id": py7zr.FILTER_COPY}])
+    z.encoded_header_mode = False  # a plain header, so the name can be patched below
+    z.writestr(b"evil", "xx/evil.exe")
+    z.writestr(b"ok", "ok.txt")
+    z.close()
+    data = bytearray(buf.getvalue())
+    at = data.index("xx/".encode("utf-16-le"))
+    data[at : at + 6] = "../".encode("utf-16-le")
+    offset, size = struct.unpack_from("<QQ", data, 12)
+    struct.pack_into("<I", data, 28, zlib.crc32(data[32 + offset : 32 + offset + size]))
+    struct.pack_into("<I", data, 8, zlib.crc32(data[12:32]))
+    got = [(m.name, m.data, m.problem) for m in members(bytes(data), "7z")]
+    assert got == [("../evil.exe", None, "unsupported: unsafe path"), ("ok.txt", b"ok", "")]
+
+
 # --- limits -----------------------------------------------------------------------------------
 
 
@@ -240,6 +272,19 @@ def test_max_files_limit_stops_the_archive() -> None:
     got = members(zipped, "zip", ArchiveLimits(max_files=3))
     assert [m.problem for m in got] == ["", "", "", "limit: max-files"]
     assert got[3].name == "f3.txt" and got[3].data is None
+
+
+def test_zip_listing_millions_of_entries_is_not_parsed_whole() -> None:
+    empty = {"payload": b"", "crc": 0, "usize": 0, "method": 0}
+    data = raw_zip([{"name": f"e{i}", **empty} for i in range(50_000)])
+    tracemalloc.start()
+    try:
+        got = members(data, "zip", ArchiveLimits(max_files=10))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [m.problem for m in got] == [""] * 10 + ["limit: max-files"]
+    assert peak < 2 * MB
 
 
 def test_max_files_budget_is_shared_across_depths() -> None:

@@ -273,3 +273,54 @@ def test_quarantine_refuses_a_file_changed_after_the_scan(tmp_path: Path) -> Non
     scan._quarantine()
     assert bad.read_bytes() == EICAR
     assert scan.result.findings[0].action == "quarantine-failed"
+
+
+def test_persistence_through_the_engine(tmp_path: Path) -> None:
+    """--persistence on a fake root: entries counted, C2 and download-exec lines found."""
+    iocs = tmp_path / "c2-iocs.txt"
+    iocs.write_text("# C2\nevil-c2.example\n")
+    root = Path(__file__).parent / "data" / "persistence" / "root"
+    sigs = signatures.load(iocs=[iocs], use_installed=False)
+    opts = engine.ScanOptions(paths=[], persistence=True, persistence_root=root)
+    result = engine.scan(opts, sigs)
+    assert result.persistence_entries >= 10
+    names = {f.name for f in result.findings}
+    assert "Quet.Heuristic.DownloadExec" in names
+    assert any(
+        f.kind == Kind.PERSISTENCE and "evil-c2.example" in f.indicator for f in result.findings
+    )
+    assert result.exit_code() == 1
+
+
+def test_processes_through_the_engine(tmp_path: Path) -> None:
+    """--processes on this machine: every process listed, executables scanned once, a C2 flagged."""
+    import socket
+    import subprocess
+    import sys
+
+    iocs = tmp_path / "c2-iocs.txt"
+    iocs.write_text("127.0.0.77\n")
+    server = socket.socket()
+    server.bind(("127.0.0.77", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import socket,time; s=socket.create_connection(('127.0.0.77',{port})); time.sleep(30)",
+        ]
+    )
+    try:
+        conn, _ = server.accept()
+        sigs = signatures.load(iocs=[iocs], use_installed=False, rules=[signatures.STARTER_DIR])
+        result = engine.scan(engine.ScanOptions(paths=[], processes=True), sigs)
+    finally:
+        child.kill()
+        child.wait()
+        server.close()
+    assert result.processes_scanned > 3
+    assert result.files_scanned >= 1  # the executables of running processes
+    c2 = [f for f in result.findings if f.kind == Kind.C2]
+    assert any(f.pid == child.pid for f in c2), c2
+    conn.close()

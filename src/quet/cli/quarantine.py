@@ -14,6 +14,7 @@ from rich.table import Table
 from quet.errors import QuarantineError
 from quet.i18n import register, t
 from quet.scanner.quarantine import Vault
+from quet.units import human_size
 
 register("quarantine.error", "Lỗi: {msg}", "Error: {msg}")
 register("quarantine.empty", "Kho cách ly trống.", "The quarantine vault is empty.")
@@ -53,15 +54,6 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover - loop always returns
-
-
 @app.command("list", help="Liệt kê các mục đã cách ly / List quarantined files.")
 def list_cmd(
     as_json: Annotated[
@@ -90,7 +82,7 @@ def list_cmd(
             entry.quarantined[:19].replace("T", " "),
             escape(entry.detection),
             escape(entry.original_path),
-            _human(entry.size),
+            human_size(entry.size),
         )
     _out.print(table)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +31,7 @@ from quet.scanner.archives import ArchiveLimits
 from quet.scanner.report_html import render
 from quet.scanner.result import Finding, ScanResult
 from quet.scanner.walk import WalkOptions
+from quet.units import parse_size
 
 tr("scan.counting", "Đang đếm tệp", "Counting files")
 tr("scan.scanning", "Đang quét", "Scanning")
@@ -62,16 +62,6 @@ tr("scan.nothing", "Hãy chỉ ra đường dẫn cần quét, hoặc --processe
    "Give paths to scan, or --processes/--persistence/--system")  # fmt: skip
 
 SHOW_FILES = 12
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """'100M', '2G', '512k', '1000' -> bytes."""
-    m = _SIZE.match(text)
-    if not m:
-        raise InputError(f"not a size: {text!r} (examples: 100M, 2G, 512K)")
-    mult = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}[m.group(2).lower()]
-    return int(float(m.group(1)) * mult)
 
 
 class RichProgress:

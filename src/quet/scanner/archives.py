@@ -9,7 +9,6 @@ import lzma
 import stat
 import struct
 import tarfile
-import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 import py7zr
 import py7zr.io
+from py7zr.helpers import get_sanitized_output_path
 
 CHUNK = 64 * 1024  # output produced per decompression step: bounds memory per step
 _PEEK_INPUT = 1 << 20  # bzip2 emits nothing before a whole block: feed at most this much to peek
@@ -26,7 +26,7 @@ _7Z_MAGIC = b"7z\xbc\xaf\x27\x1c"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 _SUFFIXES = {"gzip": (".gz", ".gzip", ".z"), "bzip2": (".bz2", ".bz", ".bzip2"), "xz": (".xz",)}
 _TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
-_ZIP_METHODS = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma"}
+_ZIP_CODECS = {0: "", 8: "deflate", 12: "zip-bzip2", 14: "zip-lzma"}
 
 
 @dataclass(frozen=True)
@@ -442,56 +442,73 @@ class _ZipEntry:
     overlaps: str = ""  # name of an earlier entry whose data this one shares
 
 
-def _central_entries(data: bytes) -> list[_ZipEntry]:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        entries = []
-        for info in zf.infolist():
-            mode = info.external_attr >> 16
-            regular = not info.is_dir() and not (
-                info.create_system == 3 and stat.S_IFMT(mode) and not stat.S_ISREG(mode)
-            )
-            entries.append(
-                _ZipEntry(
-                    name=info.filename,
-                    offset=info.header_offset,
-                    method=info.compress_type,
-                    flags=info.flag_bits,
-                    csize=info.compress_size,
-                    usize=info.file_size,
-                    crc=info.CRC,
-                    regular=regular,
-                )
-            )
-        return entries
+def _central_entries(data: bytes, cap: int) -> list[_ZipEntry]:
+    """Parse the central directory ourselves (not zipfile) so that at most `cap` entries are
+    ever held: a small zip can list millions of empty entries."""
+    eocd = data.rfind(b"PK\x05\x06", max(0, len(data) - 65557))
+    if eocd < 0 or eocd + 22 > len(data):
+        raise ValueError("no end-of-central-directory record")
+    count, cd_size, cd_offset = struct.unpack_from("<HII", data, eocd + 10)
+    end = eocd
+    loc = eocd - 20
+    if loc >= 0 and data[loc : loc + 4] == b"PK\x06\x07":  # zip64
+        end = struct.unpack_from("<Q", data, loc + 8)[0]
+        if data[end : end + 4] != b"PK\x06\x06" or end + 56 > len(data):
+            raise ValueError("bad zip64 end-of-central-directory record")
+        count, cd_size, cd_offset = struct.unpack_from("<QQQ", data, end + 32)
+    shift = end - cd_size - cd_offset  # bytes prepended to the zip (self-extractors)
+    pos = cd_offset + shift
+    entries: list[_ZipEntry] = []
+    while len(entries) < min(count, cap):
+        if pos < 0 or data[pos : pos + 4] != b"PK\x01\x02" or pos + 46 > len(data):
+            raise ValueError(f"bad central directory entry {len(entries)}")
+        (system, flags, method, crc, csize, usize, nlen, xlen, clen, attr, offset) = (
+            struct.unpack_from("<5xBxxHH4xIIIHHH4xII", data, pos)
+        )
+        raw = data[pos + 46 : pos + 46 + nlen]
+        name = raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        extra = data[pos + 46 + nlen : pos + 46 + nlen + xlen]
+        usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
+        mode = attr >> 16
+        special = system == 3 and stat.S_IFMT(mode) and not stat.S_ISREG(mode)
+        regular = not name.endswith("/") and not special
+        entries.append(_ZipEntry(name, offset + shift, method, flags, csize, usize, crc, regular))
+        pos += 46 + nlen + xlen + clen
+    return entries
 
 
-def _local_entries(data: bytes) -> list[_ZipEntry]:
+def _zip64_sizes(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 1:
+            values = [usize, csize, offset]
+            field = pos + 4
+            for i, v in enumerate(values):
+                if v == 0xFFFFFFFF and field + 8 <= pos + 4 + size:
+                    values[i] = struct.unpack_from("<Q", extra, field)[0]
+                    field += 8
+            return values[0], values[1], values[2]
+        pos += 4 + size
+    return usize, csize, offset
+
+
+def _local_entries(data: bytes, cap: int) -> list[_ZipEntry]:
     """Fallback when there is no readable central directory (truncated download, carved file):
     walk local headers; a member without sizes runs to the next local header."""
     entries: list[_ZipEntry] = []
     pos = data.find(b"PK\x03\x04")
-    while pos >= 0 and pos + 30 <= len(data):
-        _, _, flags, method, _, _, crc, csize, usize, nlen, xlen = struct.unpack_from(
-            "<4sHHHHHIIIHH", data, pos
-        )
+    while pos >= 0 and pos + 30 <= len(data) and len(entries) < cap:
+        flags, method, crc, csize, usize, nlen, xlen = struct.unpack_from("<6xHH4xIIIHH", data, pos)
         start = pos + 30 + nlen + xlen
-        name = data[pos + 30 : pos + 30 + nlen].decode(
-            "utf-8" if flags & 0x800 else "cp437", "replace"
-        )
+        raw = data[pos + 30 : pos + 30 + nlen]
+        name = raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
         known = not (flags & 8) or csize
         end = start + csize if known else data.find(b"PK\x03\x04", start)
-        entries.append(
-            _ZipEntry(
-                name=name,
-                offset=pos,
-                method=method,
-                flags=flags,
-                csize=csize if known else -1,
-                usize=usize if known else 0,
-                crc=crc if known else None,
-                regular=not name.endswith("/"),
-            )
-        )
+        if not known:
+            csize, usize = -1, 0
+        entries.append(_ZipEntry(name, pos, method, flags, csize, usize, crc if known else None))
+        entries[-1].regular = not name.endswith("/")
         pos = data.find(b"PK\x03\x04", max(end, pos + 4)) if end >= 0 else -1
     return entries
 
@@ -519,10 +536,11 @@ def _locate(data: bytes, entries: list[_ZipEntry]) -> None:
 
 
 def _extract_zip(data: bytes, limits: ArchiveLimits, budget: Budget) -> Iterator[Member]:
+    cap = max(0, limits.max_files - budget.files) + 1  # one more, to report the limit
     try:
-        entries = _central_entries(data)
+        entries = _central_entries(data, cap)
     except Exception as exc:
-        entries = _local_entries(data)
+        entries = _local_entries(data, cap)
         yield Member(
             "", None, 0, f"corrupt: no usable central directory ({exc}); read local headers"
         )
@@ -558,7 +576,7 @@ def _zip_member(data: bytes, e: _ZipEntry, limits: ArchiveLimits, budget: Budget
         return Member(e.name, None, e.usize, "encrypted")
     if e.data_start < 0:
         return Member(e.name, None, e.usize, "corrupt: local header missing")
-    if e.method not in _ZIP_METHODS:
+    if e.method not in _ZIP_CODECS:
         return Member(e.name, None, e.usize, f"unsupported: zip compression method {e.method}")
     end = e.data_start + e.csize if e.csize >= 0 else len(data)
     view = memoryview(data)[e.data_start : end]
@@ -568,8 +586,7 @@ def _zip_member(data: bytes, e: _ZipEntry, limits: ArchiveLimits, budget: Budget
         if e.method == 0:
             reader = _Plain(view, e.csize if e.csize >= 0 else None)
         else:
-            codec = {8: "deflate", 12: "zip-bzip2", 14: "zip-lzma"}[e.method]
-            reader = _Inflater(view, codec, limits, expected)
+            reader = _Inflater(view, _ZIP_CODECS[e.method], limits, expected)
         body, problem = _collect(reader.read, limits, budget)
     except _Stop as stop:
         return Member(e.name, None, e.usize, stop.problem)
@@ -653,11 +670,15 @@ def _extract_7z(data: bytes, limits: ArchiveLimits, budget: Budget) -> Iterator[
             yield Member("", None, 0, f"corrupt: {type(e).__name__}: {e}")
             return
         targets: list[str] = []
-        declared: dict[str, int] = {}
+        declared: dict[str, tuple[str, int]] = {}  # py7zr's output name -> (name, size)
         for info in infos:
             size = int(info.uncompressed or 0)
-            declared[info.filename] = size
             blocked = _admit(info.filename, size, limits, budget)
+            try:
+                # py7zr refuses to extract anything if one name escapes its folder
+                out = get_sanitized_output_path(info.filename, None).as_posix()
+            except Exception:
+                blocked = blocked or Member(info.filename, None, size, "unsupported: unsafe path")
             if blocked:
                 yield blocked
                 if _ends_archive(blocked.problem):
@@ -665,6 +686,7 @@ def _extract_7z(data: bytes, limits: ArchiveLimits, budget: Budget) -> Iterator[
             elif encrypted:
                 yield Member(info.filename, None, size, "encrypted")
             else:
+                declared[out] = (info.filename, size)
                 targets.append(info.filename)
         if not targets:
             return
@@ -679,11 +701,13 @@ def _extract_7z(data: bytes, limits: ArchiveLimits, budget: Budget) -> Iterator[
         except Exception as e:
             stopped = _failed(e)
     finished = sink.writers[:-1] if stopped else sink.writers
-    for fname, writer in finished:
-        yield Member(fname, bytes(writer.buf), declared.get(fname, len(writer.buf)))
+    for out, writer in finished:
+        name, size = declared.get(out, (out, len(writer.buf)))
+        yield Member(name, bytes(writer.buf), size)
     if stopped:
-        fname = sink.writers[-1][0] if sink.writers else ""
-        yield Member(fname, None, declared.get(fname, 0), stopped)
+        out = sink.writers[-1][0] if sink.writers else ""
+        name, size = declared.get(out, (out, 0))
+        yield Member(name, None, size, stopped)
 
 
 # --- public entry points ----------------------------------------------------------------------

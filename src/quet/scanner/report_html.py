@@ -7,6 +7,7 @@ from collections import Counter
 
 from quet.i18n import lang
 from quet.scanner.result import ScanResult
+from quet.units import human_size
 
 _TEXT = {
     "vi": {
@@ -100,7 +101,7 @@ def render(result: ScanResult) -> str:
     cards = [
         (tx["files"], f"{result.files_scanned:,}"),
         (tx["objects"], f"{result.objects_scanned:,}"),
-        (tx["data"], _size(result.bytes_scanned)),
+        (tx["data"], human_size(result.bytes_scanned)),
         (tx["cached"], f"{result.files_cached:,}"),
         (tx["findings"], f"{len(result.findings):,}"),
         (tx["elapsed"], f"{result.elapsed_seconds:.1f} s"),
@@ -155,7 +156,7 @@ def render(result: ScanResult) -> str:
             cells = []
             for col in cols:
                 value = row.get(col, "")
-                text = _size(int(value)) if col == "size" else str(value)
+                text = human_size(int(value)) if col == "size" else str(value)
                 cls = " class='path'" if col == "path" else ""
                 cells.append(f"<td{cls}>{e(text)}</td>")
             parts.append("<tr>" + "".join(cells) + "</tr>")
@@ -167,12 +168,3 @@ def render(result: ScanResult) -> str:
     parts.append("</table></section>")
     parts.append(f"<p class='muted'>Quét · scan {e(result.id)}</p></main></body></html>")
     return "\n".join(parts)
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"

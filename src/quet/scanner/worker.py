@@ -184,21 +184,19 @@ def _owner(uid: int) -> str:
         return str(uid)
 
 
+_MAGIC = (
+    (b"MZ", "EXE"),
+    (b"\x7fELF", "ELF"),
+    (b"PK\x03\x04", "ZIP"),
+    (b"%PDF", "PDF"),
+    (b"\xd0\xcf\x11\xe0", "OLE"),
+    (b"#!", "SCRIPT"),
+)
+
+
 def filetype(head: bytes) -> str:
     """Loki's coarse file types, from magic bytes."""
-    if head.startswith(b"MZ"):
-        return "EXE"
-    if head.startswith(b"\x7fELF"):
-        return "ELF"
-    if head.startswith(b"PK\x03\x04"):
-        return "ZIP"
-    if head.startswith(b"%PDF"):
-        return "PDF"
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        return "OLE"
-    if head.startswith(b"#!"):
-        return "SCRIPT"
-    return ""
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), "")
 
 
 # -- process-pool plumbing -------------------------------------------------------------------
