@@ -13,7 +13,6 @@ import os
 import platform
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
@@ -21,11 +20,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import corpus as corpusmod  # noqa: E402 - a sibling module of this script, not a package
+import corpus as corpusmod
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -193,7 +193,7 @@ def write_signatures(corpus: corpusmod.Corpus, dest: Path) -> Signatures:
 # -- reading each tool's detections --------------------------------------------------------------
 
 
-def quet_report(path: Path) -> dict[str, object]:
+def quet_report(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -264,7 +264,7 @@ def startup(name: str, cmd: list[str], env: dict[str, str], repeat: int) -> Run:
     return runs[len(runs) // 2]  # the median run
 
 
-def run_all(args: argparse.Namespace) -> dict[str, object]:
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
     quet = Path(args.quet)
     check_tools(quet)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -363,19 +363,19 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def report(res: dict[str, object], args: argparse.Namespace) -> dict[str, object]:
-    corpus: corpusmod.Corpus = res["corpus"]  # type: ignore[assignment]
-    sigs: Signatures = res["sigs"]  # type: ignore[assignment]
-    runs: dict[str, Run] = res["runs"]  # type: ignore[assignment]
-    reports: dict[str, dict[str, object]] = res["reports"]  # type: ignore[assignment]
+def report(res: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    corpus: corpusmod.Corpus = res["corpus"]
+    sigs: Signatures = res["sigs"]
+    runs: dict[str, Run] = res["runs"]
+    reports: dict[str, dict[str, Any]] = res["reports"]
     jobs = res["jobs"]
     cold = reports.get("quet-cold", {})
 
     # Detections, each tool by its own output.
     y_pairs = set(yara_pairs(runs["yara"].stdout))
-    q_pairs = {tuple(p) for p in cold.get("yara_pairs", [])}  # type: ignore[union-attr]
+    q_pairs = {tuple(p) for p in cold.get("yara_pairs", [])}
     expected_hash = set(sha_matches(runs["sha256sum-1"].stdout, sigs.real))
-    q_hash = set(cold.get("hash_files", []))  # type: ignore[arg-type]
+    q_hash = set(cold.get("hash_files", []))
     c_found = set(clam_found(runs["clamscan"].stdout))
     yara_same = q_pairs == y_pairs
     detections = {
@@ -404,7 +404,7 @@ def report(res: dict[str, object], args: argparse.Namespace) -> dict[str, object
         rep = reports.get(name)
         if rep and "error" not in rep:
             det[name] = (
-                f"{len(rep['yara_pairs'])} rule hits, {len(rep['hash_files'])} hash files"  # type: ignore[arg-type]
+                f"{len(rep['yara_pairs'])} rule hits, {len(rep['hash_files'])} hash files"
                 + (
                     f" (+{rep['findings_in_archives']} in archives)"
                     if rep["findings_in_archives"]
@@ -480,11 +480,11 @@ def report(res: dict[str, object], args: argparse.Namespace) -> dict[str, object
         "Quét opens archives (zip, tar, gz, bz2, xz, 7z) and yara -r does not: the quet --no-archives"
         " row is the like-for-like one; the cold row is what users get.",
         "clamscan gets the same 100,000 hashes as MD5 (.hdb); it also opens archives.",
-        f"Page cache: one read of the whole corpus (cat > /dev/null, {res['warm'].wall:.1f} s) before"  # type: ignore[attr-defined]
+        f"Page cache: one read of the whole corpus (cat > /dev/null, {res['warm'].wall:.1f} s) before"
         " any timed run, so every tool reads from memory.",
         "Peak RSS sums RSS over the process tree (parent + workers) at 20 ms samples; forked workers"
         " share pages, so PSS is also given.",
-        f"MB = 10^6 bytes. Start-up = median of 3 scans of an empty folder (same signatures).",
+        "MB = 10^6 bytes. Start-up = median of 3 scans of an empty folder (same signatures).",
     ]
     return {
         "date": datetime.now().isoformat(timespec="seconds"),
@@ -502,7 +502,7 @@ def report(res: dict[str, object], args: argparse.Namespace) -> dict[str, object
         "corpus": {**corpus.manifest(), "reused": corpus.reused},
         "signatures": {
             "yara_files": [str(p) for p in sigs.rule_files],
-            "yara_rules": (cold.get("signatures") or {}).get("yara_rules"),  # type: ignore[union-attr]
+            "yara_rules": (cold.get("signatures") or {}).get("yara_rules"),
             "hashes": HASH_COUNT,
             "real_hashes": len(sigs.real),
             "hsb": str(sigs.hsb),
@@ -525,27 +525,25 @@ def report(res: dict[str, object], args: argparse.Namespace) -> dict[str, object
     }
 
 
-def print_table(fig: dict[str, object]) -> None:
-    c = fig["corpus"]  # type: ignore[index]
+def print_table(fig: dict[str, Any]) -> None:
+    c = fig["corpus"]
     s = fig["signatures"]
     m = fig["machine"]
+    v = fig["versions"]
     p = print
-    p(f"Quét scanner benchmark — {fig['date']} — {m['cpus']} CPUs, {m['memory_gb']} GiB")  # type: ignore[index]
+    p(f"Quét scanner benchmark — {fig['date']} — {m['cpus']} CPUs, {m['memory_gb']} GiB")
+    p(f"  yara {v['yara']}, {v['clamscan']}, quet {v['quet_git']}")
     p(
-        f"  {fig['versions']['yara']=}".replace("fig['versions']['yara']=", "yara ")  # type: ignore[index]
-        + f", {fig['versions']['clamscan']}, quet {fig['versions']['quet_git']}"
-    )  # type: ignore[index]
-    p(
-        f"Corpus: {c['root']}: {c['files']:,} files, {c['bytes'] / MB:,.0f} MB"  # type: ignore[index]
+        f"Corpus: {c['root']}: {c['files']:,} files, {c['bytes'] / MB:,.0f} MB"
         f" ({c['linked']:,} hard links){' (reused)' if c['reused'] else ''}"
-    )  # type: ignore[index]
+    )
     p(
-        f"Signatures: {s['yara_rules']} YARA rules from {len(s['yara_files'])} signature-base files"  # type: ignore[index]
+        f"Signatures: {s['yara_rules']} YARA rules from {len(s['yara_files'])} signature-base files"
         f" (full set not available offline); {s['hashes']:,} hashes, {s['real_hashes']} real"
-    )  # type: ignore[index]
+    )
     p()
     p(f"{'run':38} {'wall s':>8} {'MB/s':>8} {'files/s':>9} {'peak RSS MB':>12}  detections")
-    for r in fig["rows"]:  # type: ignore[attr-defined]
+    for r in fig["rows"]:
         p(
             f"{r['label']:38} {r['wall_s']:8.2f} {r['mb_s']:8.1f} {r['files_s']:9,.0f}"
             f" {r['rss_mb']:12.0f}  {r['detections']}"
@@ -561,11 +559,11 @@ def print_table(fig: dict[str, object]) -> None:
         "startup-clamscan": "clamscan (hash database only)",
     }
     for key, label in names.items():
-        r = fig["startup"][key]  # type: ignore[index]
+        r = fig["startup"][key]
         p(f"{label:38} {r['wall_s']:8.2f} {r['peak_rss_mb']:12.0f}")
     p()
     p(f"{'target':38} {'value':>8}  {'goal':10} result")
-    for t in fig["targets"]:  # type: ignore[attr-defined]
+    for t in fig["targets"]:
         value = (
             "yes"
             if t["target"] == "equal" and t["pass"]
@@ -574,24 +572,24 @@ def print_table(fig: dict[str, object]) -> None:
             else f"{t['value']:.2f}"
         )
         p(f"{t['what']:38} {value:>8}  {t['target']:10} {verdict(t['pass'])}")
-    for i in fig["info"]:  # type: ignore[attr-defined]
+    for i in fig["info"]:
         p(f"{i['what']:38} {i['value']:8.2f}")
     d = fig["detections"]
     p()
     p(
-        f"YARA (file, rule) pairs: quet {d['yara_pairs_quet']}, yara {d['yara_pairs_yara']}"  # type: ignore[index]
+        f"YARA (file, rule) pairs: quet {d['yara_pairs_quet']}, yara {d['yara_pairs_yara']}"
         f" -> {'identical' if d['yara_identical'] else 'DIFFERENT'}"
-    )  # type: ignore[index]
+    )
     for side in ("only_quet", "only_yara"):
-        for path, rule in d[side][:20]:  # type: ignore[index]
+        for path, rule in d[side][:20]:
             p(f"  {side.replace('_', ' ')}: {rule}  {path}")
     p(
-        f"Hash detections (files): expected {d['hash_expected_files']}, quet {d['hash_quet_files']}"  # type: ignore[index]
-        f" ({'same' if d['hash_quet_identical'] else 'DIFFERENT'}), clamscan {d['hash_clamscan_files']}"  # type: ignore[index]
+        f"Hash detections (files): expected {d['hash_expected_files']}, quet {d['hash_quet_files']}"
+        f" ({'same' if d['hash_quet_identical'] else 'DIFFERENT'}), clamscan {d['hash_clamscan_files']}"
         f" ({'same' if d['hash_clamscan_identical'] else 'DIFFERENT'})"
-    )  # type: ignore[index]
+    )
     p()
-    for note in fig["notes"]:  # type: ignore[attr-defined]
+    for note in fig["notes"]:
         p(f"- {note}")
 
 

@@ -27,9 +27,10 @@ err = Console(stderr=True)
 
 
 def _register() -> None:
-    from quet.cli import quarantine, scan
+    from quet.cli import quarantine, scan, signatures
 
     scan.register(app)
+    app.add_typer(signatures.app, name="signatures")
     app.add_typer(
         quarantine.app,
         name="quarantine",

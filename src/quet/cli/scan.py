@@ -9,10 +9,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
+    DownloadColumn,
     Progress,
     SpinnerColumn,
     TaskID,
@@ -35,6 +36,7 @@ from quet.units import parse_size
 
 tr("scan.counting", "Đang đếm tệp", "Counting files")
 tr("scan.scanning", "Đang quét", "Scanning")
+tr("scan.n_files", "{n} tệp", "{n} files")
 tr("scan.processes", "Đang quét tiến trình", "Scanning processes")
 tr("scan.persistence", "Đang kiểm tra điểm khởi động", "Checking persistence places")
 tr("scan.quarantine", "Đang cách ly", "Quarantining")
@@ -51,7 +53,7 @@ tr("scan.errors", "Lỗi đọc/quét", "Read/scan errors")
 tr("scan.problems", "Tệp nén vượt giới hạn", "Archive limits hit")
 tr("scan.time", "Thời gian", "Time")
 tr("scan.sigs", "Mẫu nhận diện", "Signatures")
-tr("scan.starter", "bộ mẫu khởi đầu (chỉ tệp thử nghiệm)", "starter set (test files only)")
+tr("scan.starter", "bộ mẫu khởi đầu, chỉ nhận diện tệp thử nghiệm", "starter set: test files only")
 tr("scan.sig_errors", "{n} dòng mẫu lỗi bị bỏ qua", "{n} bad signature lines skipped")
 tr("scan.more", "… và {n} tệp khác (xem --json/--html)", "… and {n} more files (see --json/--html)")
 tr("scan.col_path", "Tệp", "File")
@@ -65,7 +67,7 @@ SHOW_FILES = 12
 
 
 class RichProgress:
-    """Draws the engine's progress: a spinner while counting, then a bar with percent and ETA."""
+    """Draws the engine's progress: a spinner while counting, then one bar by bytes with ETA."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -74,53 +76,62 @@ class RichProgress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
-            MofNCompleteColumn(),
+            DownloadColumn(binary_units=True),
+            TextColumn("{task.fields[files]}"),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             console=console,
             transient=True,
         )
-        self.count_task: TaskID | None = None
-        self.files_task: TaskID | None = None
-        self.bytes_task: TaskID | None = None
-        self.findings = 0
+        self.task: TaskID | None = None
+        self.files_total = 0
+        self.files_done = 0
+        self.shown: set[str] = set()
 
     def __enter__(self) -> RichProgress:
         self.progress.start()
-        self.count_task = self.progress.add_task(t("scan.counting"), total=None)
+        self.task = self.progress.add_task(t("scan.counting"), total=None, files="")
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
     def counted(self, files: int, nbytes: int) -> None:
-        if self.count_task is not None:
-            self.progress.update(
-                self.count_task, description=f"{t('scan.counting')}: {files:,}", completed=files
-            )
+        if self.task is not None:
+            self.progress.update(self.task, files=t("scan.n_files", n=f"{files:,}"))
 
     def start(self, files: int, nbytes: int) -> None:
-        if self.count_task is not None:
-            self.progress.remove_task(self.count_task)
-            self.count_task = None
-        # One bar by bytes (drives the percent and ETA), one counting files.
-        self.bytes_task = self.progress.add_task(t("scan.scanning"), total=max(nbytes, 1))
-        self.files_task = self.progress.add_task("", total=max(files, 1))
+        self.files_total = files
+        if self.task is not None:
+            self.progress.update(
+                self.task, description=t("scan.scanning"), total=max(nbytes, 1), completed=0
+            )
+            self._files()
 
     def advance(self, files: int, nbytes: int) -> None:
-        if self.bytes_task is not None and self.files_task is not None:
-            self.progress.advance(self.bytes_task, nbytes)
-            self.progress.advance(self.files_task, files)
+        self.files_done += files
+        if self.task is not None:
+            self.progress.advance(self.task, nbytes)
+            self._files()
+
+    def _files(self) -> None:
+        assert self.task is not None
+        text = t("scan.n_files", n=f"{self.files_done:,}/{self.files_total:,}")
+        self.progress.update(self.task, files=text)
 
     def found(self, finding: Finding) -> None:
-        self.findings += 1
+        where = (finding.path or finding.detail).split("!", 1)[0]
+        if where in self.shown:
+            return  # one line per infected file while scanning; the summary lists the rest
+        self.shown.add(where)
         self.progress.console.print(
-            f"[red]●[/] {finding.path or finding.detail}  [bold]{finding.name}[/]", highlight=False
+            f"[red]●[/] {escape(where)}  [bold]{escape(finding.name)}[/]",
+            highlight=False,
         )
 
     def phase(self, name: str) -> None:
-        if self.bytes_task is not None:
-            self.progress.update(self.bytes_task, description=t(f"scan.{name}"))
+        if self.task is not None:
+            self.progress.update(self.task, description=t(f"scan.{name}"))
 
 
 def register(app: typer.Typer) -> None:
@@ -296,7 +307,7 @@ def summary(console: Console, result: ScanResult, sigs: signatures.SignatureSet)
         f"{len(sigs.filenames):,} filename · {len(sigs.c2_ips) + len(sigs.c2_domains):,} C2"
     )
     if sigs.starter:
-        sig_text += f" ({t('scan.starter')})"
+        sig_text += f" — {t('scan.starter')}"
     grid.add_row(t("scan.sigs"), sig_text)
     if sigs.issues.count:
         grid.add_row("", f"[yellow]{t('scan.sig_errors', n=sigs.issues.count)}[/]")

@@ -75,10 +75,10 @@ def load(
     data_paths = list(hashes or []) + list(iocs or [])
     starter = False
     if use_installed:
-        installed = installed_paths()
-        if installed:
-            rule_paths += [p for p in installed if _is_rules(p)]
-            data_paths += [p for p in installed if not _is_rules(p)]
+        if installed_paths():
+            # One folder: YARA files in it go to the compiler, everything else to the readers.
+            rule_paths.append(paths.signatures_dir())
+            data_paths.append(paths.signatures_dir())
         elif not rule_paths and not data_paths:
             starter = True
             rule_paths.append(STARTER_DIR / "starter.yar")
@@ -89,7 +89,7 @@ def load(
     compiled = yararules.load(rule_paths, issues, cache_dir or paths.cache_dir())
     sigs = SignatureSet(rules=compiled, issues=issues, starter=starter)
     sigs.rule_sources = compiled.namespaces
-    sigs.sources = [str(p) for p in rule_paths + data_paths]
+    sigs.sources = list(dict.fromkeys(str(p) for p in rule_paths + data_paths))
     for p in data_paths:
         for ind in formats.read_path(p, issues):
             if ind.type in HASH_TYPES:
@@ -109,14 +109,8 @@ def load(
     loaded = len(sigs.hashes) + len(sigs.filenames) + len(sigs.c2_ips) + len(sigs.c2_domains)
     if compiled.rules is None and not loaded:
         raise SignatureError(
-                "no usable signatures were loaded"
-                + (f" ({issues.count} errors, first: {issues.issues[0]})" if issues.count else "")
-            )
+            "no usable signatures were loaded"
+            + (f" ({issues.count} errors, first: {issues.issues[0]})" if issues.count else "")
+        )
     sigs.load_seconds = time.perf_counter() - t0
     return sigs
-
-
-def _is_rules(path: Path) -> bool:
-    if path.is_dir():
-        return any(q.suffix.lower() in yararules.RULE_EXTENSIONS for q in path.rglob("*"))
-    return path.suffix.lower() in yararules.RULE_EXTENSIONS

@@ -82,12 +82,27 @@ def read_path(path: Path, issues: IssueLog, fmt: str | None = None) -> Iterator[
         raise InputError("no such file or folder", path=str(path))
     if path.is_dir():
         for child in sorted(p for p in path.rglob("*") if p.is_file()):
+            if _not_indicators(child, path):
+                continue
             if chosen is None and detect(child) is None:
                 issues.add(str(child), 0, "unknown indicator file format; skipped")
                 continue
             yield from _read_file(child, issues, chosen)
         return
     yield from _read_file(path, issues, chosen)
+
+
+# In a signature folder these are read by others (YARA rules) or are for people (docs).
+_SKIP_SUFFIXES = (".yar", ".yara", ".rule", ".rules", ".yarx", ".md", ".rst", ".html", ".pdf")
+_SKIP_NAMES = ("readme", "license", "licence", "copying", "changelog", "authors", "notice")
+
+
+def _not_indicators(child: Path, top: Path) -> bool:
+    rel = child.relative_to(top).parts
+    if any(part.startswith(".") for part in rel):
+        return True  # .git, .cache, editor files
+    name = child.name.lower()
+    return name.endswith(_SKIP_SUFFIXES) or name.split(".", 1)[0] in _SKIP_NAMES
 
 
 def open_text(path: Path) -> Iterator[tuple[int, str]]:
