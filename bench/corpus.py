@@ -24,7 +24,8 @@ MANIFEST_VERSION = 1
 class Source:
     label: str  # sub-folder of the corpus
     root: Path
-    share: float  # fraction of the target size; the last source takes what is left
+    share: float  # fraction of the target size; 0 = all of it; the last source takes what is left
+    copy: bool = False  # copy even where a hard link is possible: the source may be edited in place
 
 
 @dataclass
@@ -54,9 +55,13 @@ class Corpus:
         }
 
 
-def default_sources(site_packages: Path) -> list[Source]:
+def default_sources(site_packages: Path, repo: Path) -> list[Source]:
+    # The two small data folders hold rule sources and samples that the YARA rules really match,
+    # so the yara/Quét comparison is made on hits, not only on agreeing silence.
     return [
-        Source("clamav-testfiles", Path("/usr/share/clamav-testfiles"), 0.01),
+        Source("clamav-testfiles", Path("/usr/share/clamav-testfiles"), 0),
+        Source("quet-tests-data", repo / "tests" / "data", 0, copy=True),
+        Source("shared-data", repo.parent / "shared" / "data", 0, copy=True),
         Source("usr-share-doc", Path("/usr/share/doc"), 0.10),
         Source("site-packages", site_packages, 0.22),
         Source("usr-lib", Path("/usr/lib"), 1.0),
@@ -89,15 +94,22 @@ def _candidates(root: Path) -> list[tuple[str, int]]:
     return out
 
 
-def _place(src: str, dst: Path) -> bool:
-    """Hard-link src at dst when the file system allows; else copy. True when linked."""
+def _place(src: str, dst: Path, copy: bool = False) -> bool:
+    """Hard-link src at dst when the file system allows (and copy is False); else copy. True when linked."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-        return True
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP):
-            raise
+    if not copy:
+        try:
+            os.link(src, dst)
+            return True
+        except OSError as exc:
+            if exc.errno not in (
+                errno.EXDEV,
+                errno.EPERM,
+                errno.EMLINK,
+                errno.EACCES,
+                errno.ENOTSUP,
+            ):
+                raise
     shutil.copy2(src, dst)
     return False
 
@@ -149,13 +161,16 @@ def build(root: Path, target_bytes: int, sources: list[Source], log: bool = True
             print(f"  corpus: {src.root} is missing, skipped", file=sys.stderr)
             continue
         last = i == len(sources) - 1
-        budget = target_bytes - total if last else int(target_bytes * src.share)
+        if last:
+            budget = target_bytes - total
+        else:
+            budget = int(target_bytes * src.share) if src.share else MAX_FILE * 2**10
         taken = nbytes = 0
         for path, size in _candidates(src.root):
             if nbytes + size > budget:
                 continue  # this one does not fit: a smaller one later may
             rel = os.path.relpath(path, src.root)
-            if _place(path, root / src.label / rel):
+            if _place(path, root / src.label / rel, src.copy):
                 linked += 1
             taken += 1
             nbytes += size

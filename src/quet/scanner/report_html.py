@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import html
 from collections import Counter
+from datetime import datetime
 
 from quet.i18n import lang
-from quet.scanner.result import ScanResult
+from quet.scanner.result import Finding, ScanResult
 from quet.units import human_size
 
 _TEXT = {
@@ -35,6 +36,16 @@ _TEXT = {
         "size": "Kích thước",
         "none": "Không có",
         "interrupted": "Quét đã bị dừng giữa chừng: kết quả chỉ là một phần.",
+        "kind_hash": "mã băm",
+        "kind_yara": "YARA",
+        "kind_filename": "tên tệp",
+        "kind_c2": "kết nối C2",
+        "kind_heuristic": "dấu hiệu",
+        "kind_process": "tiến trình",
+        "kind_persistence": "khởi động cùng máy",
+        "act_reported": "đã báo cáo",
+        "act_quarantined": "đã cách ly",
+        "act_quarantine-failed": "cách ly thất bại",
     },
     "en": {
         "title": "Malware scan result",
@@ -61,6 +72,11 @@ _TEXT = {
         "size": "Size",
         "none": "None",
         "interrupted": "The scan was stopped part-way: this is a partial result.",
+        "kind_process": "process",
+        "kind_persistence": "persistence",
+        "act_reported": "reported",
+        "act_quarantined": "quarantined",
+        "act_quarantine-failed": "quarantine failed",
     },
 }
 
@@ -84,6 +100,8 @@ th{color:#5b6472;font-weight:600} td.path{font-family:ui-monospace,monospace;wor
 .tag.hash{background:#fde2e1}.tag.yara{background:#fff1c2}.tag.filename{background:#e3ecff}
 .tag.c2{background:#f1e3ff}.tag.heuristic{background:#ffe6cc}
 .muted{color:#5b6472}
+td.act{white-space:nowrap}
+.inner{color:#5b6472;font-size:12px;margin-left:8px}
 """
 
 
@@ -112,7 +130,7 @@ def render(result: ScanResult) -> str:
         f"<title>{e(tx['title'])} — {e(result.hostname)}</title><style>{_CSS}</style></head><body>",
         f"<header class='{state}'><h1>{e(headline)}</h1>",
         f"<p>{e(tx['host'])}: <b>{e(result.hostname)}</b> ({e(result.os)}) · "
-        f"{e(tx['when'])}: {e(result.started)} · {e(tx['paths'])}: {e(', '.join(result.paths))}</p>",
+        f"{e(tx['when'])}: {e(_when(result.started))} · {e(tx['paths'])}: {e(', '.join(result.paths))}</p>",
         "</header><main>",
     ]
     if result.interrupted:
@@ -125,15 +143,34 @@ def render(result: ScanResult) -> str:
     if result.findings:
         parts.append(
             f"<table><tr><th>{e(tx['path'])}</th><th>{e(tx['name'])}</th>"
-            f"<th>{e(tx['kind'])}</th><th>{e(tx['action'])}</th></tr>"
+            f"<th>{e(tx['action'])}</th></tr>"
         )
+        # One row per infected file; archive members and several detections folded in.
+        groups: dict[str, list[Finding]] = {}
         for f in result.findings:
-            detail = f"<div class='muted'>{e(f.detail)}</div>" if f.detail else ""
+            groups.setdefault((f.path or f.detail).split("!", 1)[0], []).append(f)
+        for top, found in groups.items():
+            inner = sorted({f.path.split("!", 1)[1] for f in found if "!" in f.path})
+            inner_html = "".join(f"<div class='inner'>⤷ {e(m)}</div>" for m in inner[:8])
+            if len(inner) > 8:
+                inner_html += f"<div class='inner'>… +{len(inner) - 8}</div>"
+            seen: set[tuple[str, str]] = set()
+            names = []
+            for f in found:
+                if (f.kind, f.name) in seen:
+                    continue
+                seen.add((f.kind, f.name))
+                kind = tx.get("kind_" + f.kind, f.kind)
+                detail = f"<div class='muted'>{e(f.detail)}</div>" if f.detail else ""
+                names.append(
+                    f"<div><span class='tag {e(f.kind)}'>{e(kind)}</span> {e(f.name)}{detail}</div>"
+                )
+            actions = sorted({tx.get("act_" + f.action, f.action) for f in found})
+            qid = next((f.quarantine_id for f in found if f.quarantine_id), "")
             parts.append(
-                f"<tr><td class='path'>{e(f.path)}{detail}</td><td>{e(f.name)}"
-                f"<div class='muted'>{e(f.indicator)}</div></td>"
-                f"<td><span class='tag {e(f.kind)}'>{e(f.kind)}</span></td>"
-                f"<td>{e(f.action)}{(' ' + e(f.quarantine_id)) if f.quarantine_id else ''}</td></tr>"
+                f"<tr><td class='path'>{e(top)}{inner_html}</td><td>{''.join(names)}</td>"
+                f"<td class='act'>{e(', '.join(actions))}"
+                f"{f'<div class=muted>{e(qid)}</div>' if qid else ''}</td></tr>"
             )
         parts.append("</table>")
         kinds = Counter(f.kind for f in result.findings)
@@ -168,3 +205,12 @@ def render(result: ScanResult) -> str:
     parts.append("</table></section>")
     parts.append(f"<p class='muted'>Quét · scan {e(result.id)}</p></main></body></html>")
     return "\n".join(parts)
+
+
+def _when(iso: str) -> str:
+    """'2026-11-25T07:52:39+00:00' -> '25/11/2026 07:52 UTC', the way Vietnamese readers write dates."""
+    try:
+        stamp = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return stamp.strftime("%d/%m/%Y %H:%M ") + (stamp.tzname() or "")
