@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import inflate64
 import py7zr
 import pytest
 import pyzipper
@@ -230,6 +231,44 @@ def test_zip_bzip2_and_lzma_members_and_crc_mismatch() -> None:
     tampered = stored.replace(b"exact", b"EXACT")
     [m] = members(tampered, "zip")
     assert m.data == b"EXACT" and m.problem == "corrupt: CRC mismatch"
+
+
+def deflate64(body: bytes) -> bytes:
+    d = inflate64.Deflater()
+    return bytes(d.deflate(body) + d.flush())
+
+
+def test_zip_deflate64_members_truncation_and_implode() -> None:
+    body = b"".join(os.urandom(3000) + bytes(40_000) for _ in range(20))  # many CHUNKs out
+    packed = deflate64(body)
+    entry = {"name": "d64.bin", "payload": packed, "crc": zlib.crc32(body), "usize": len(body)}
+    got = members(raw_zip([{**entry, "method": 9}]), "zip")
+    assert [(m.name, m.data == body, m.problem) for m in got] == [("d64.bin", True, "")]
+    [cut] = members(raw_zip([{**entry, "method": 9, "payload": packed[: len(packed) // 2]}]), "zip")
+    assert cut.problem.startswith("corrupt: ") and cut.data and body.startswith(cut.data)
+    [imploded] = members(raw_zip([{**entry, "method": 6}]), "zip")
+    assert (imploded.data, imploded.problem) == (None, "unsupported: zip compression method 6")
+
+
+@pytest.mark.parametrize("declared", [64 * MB, 1000])
+def test_deflate64_zip_bomb_detected_with_little_memory(declared: int) -> None:
+    payload = deflate64(bytes(64 * MB))  # one Deflate64 byte can expand to ~29 kB
+    zeros = {"name": "zeros.bin", "payload": payload, "crc": 0, "usize": declared, "method": 9}
+    fine = {"name": "after.txt", "payload": b"fine", "crc": zlib.crc32(b"fine"), "usize": 4}
+    bomb = raw_zip([zeros, {**fine, "method": 0}])
+    assert len(bomb) < 64 * 1024
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        got = members(bomb, "zip")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 5
+    assert peak < 50 * MB
+    assert got[0].data is None and got[0].problem.startswith("bomb: ratio "), got[0].problem
+    assert got[0].problem.endswith(" declared") == (declared > MB)
+    assert (got[1].name, got[1].data) == ("after.txt", b"fine")
 
 
 def test_zip64_and_self_extractor_prefix() -> None:
@@ -553,7 +592,15 @@ def test_fuzz_mutated_archives_never_raise(sample: str, edits: list[tuple[float,
 
 @pytest.mark.parametrize(
     "name",
-    ["clam.zip", "clam.tar.gz", "clam.7z", "clam.exe.bz2", "clam.bz2.zip", "clam_cache_emax.tgz"],
+    [
+        "clam.zip",
+        "clam.tar.gz",
+        "clam.7z",
+        "clam.exe.bz2",
+        "clam.bz2.zip",
+        "clam_cache_emax.tgz",
+        "clam.d64.zip",  # Deflate64 (zip method 9)
+    ],
 )
 def test_clamav_testfiles_yield_clam_exe(name: str) -> None:
     if not CLAM_DIR.is_dir():

@@ -183,6 +183,10 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--cross-filesystems", help="Descend into other mounted file systems"),
         ] = False,
+        pseudo_fs: Annotated[
+            bool,
+            typer.Option("--pseudo-filesystems", help="Also walk /proc, /sys, /dev, /run"),
+        ] = False,
         max_size: Annotated[
             str, typer.Option("--max-size", help="Larger files are listed, not scanned")
         ] = "100M",
@@ -242,6 +246,7 @@ def register(app: typer.Typer) -> None:
                 exclude=exclude or [],
                 follow_symlinks=follow_symlinks,
                 one_file_system=not cross_fs,
+                skip_pseudo=not pseudo_fs,
             ),
             max_size=parse_size(max_size),
             jobs=jobs,

@@ -18,8 +18,8 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 _STREAM_MAGICS = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": XZ_MAGIC}
 _PEEK_INPUT = 1 << 20  # bzip2 emits nothing before a whole block: feed at most this much to peek
 # inflate64 has no output cap and one Deflate64 byte can expand to ~29 kB (a 65538-byte match in
-# 18 bits), so it is fed this much at a time: at most ~8 MB of output per step
-_DEFLATE64_STEP = 256
+# 18 bits), so it is fed this much at a time: at most ~2 MB of output per step
+_DEFLATE64_STEP = 64
 
 
 def codec_of(head: bytes) -> str | None:
