@@ -3,7 +3,7 @@ name, a cheap sniff of the first bytes, and a reader yielding Indicators."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,9 @@ class Format:
     description: str
     extensions: tuple[str, ...]  # e.g. (".hdb",)
     sniff: Callable[[bytes, str], bool]  # (first 4 KiB, file name) -> looks like this format
-    read: Callable[[Path, IssueLog], Iterator[Indicator]]
+    read: Callable[[Path, IssueLog], Iterator[Indicator]] | None = None  # None: write-only
+    # Writes the indicators this format can hold (others are skipped); returns how many it wrote.
+    write: Callable[[Iterable[Indicator], Path], int] | None = None
 
 
 FORMATS: dict[str, Format] = {}
@@ -51,6 +53,8 @@ def detect(path: Path) -> Format | None:
         head = b""
     # Several formats share an extension (Loki's lists are all .txt): let the sniff decide.
     for fmt in by_ext or FORMATS.values():
+        if fmt.read is None:
+            continue
         try:
             if fmt.sniff(head, name):
                 return fmt
@@ -65,7 +69,21 @@ def _read_file(path: Path, issues: IssueLog, fmt: Format | None) -> Iterator[Ind
     if fmt is None:
         issues.add(str(path), 0, "unknown indicator file format; skipped")
         return
+    if fmt.read is None:
+        raise InputError(f"{fmt.name} is an output format only; it cannot be read", str(path))
     yield from fmt.read(path, issues)
+
+
+def writers() -> list[str]:
+    return sorted(name for name, fmt in FORMATS.items() if fmt.write is not None)
+
+
+def write_path(indicators: Iterable[Indicator], path: Path, fmt: str) -> int:
+    """Write `indicators` to `path` in format `fmt`; InputError names the known writers."""
+    chosen = FORMATS.get(fmt)
+    if chosen is None or chosen.write is None:
+        raise InputError(f"no writer for format {fmt!r}; writers: {', '.join(writers())}")
+    return chosen.write(indicators, path)
 
 
 def read_path(path: Path, issues: IssueLog, fmt: str | None = None) -> Iterator[Indicator]:

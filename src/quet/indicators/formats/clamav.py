@@ -129,6 +129,7 @@ HSB = register(
         (".hsb", ".hsu"),
         _sniff_hsb,
         _reader(allow=False),
+        write_hdb,
     )
 )
 FP = register(

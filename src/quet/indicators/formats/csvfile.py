@@ -167,5 +167,6 @@ CSV = register(
         (".csv",),
         _sniff,
         read_csv,
+        write_csv,
     )
 )
