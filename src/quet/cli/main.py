@@ -27,10 +27,16 @@ err = Console(stderr=True)
 
 
 def _register() -> None:
-    from quet.cli import quarantine, scan, signatures
+    from quet.cli import bundle, quarantine, scan, signatures, update
 
     scan.register(app)
     app.add_typer(signatures.app, name="signatures")
+    update.register(app)
+    app.add_typer(
+        bundle.app,
+        name="bundle",
+        help="Gói nội dung cập nhật (TUF) / content bundles and the update repository.",
+    )
     app.add_typer(
         quarantine.app,
         name="quarantine",

@@ -232,6 +232,7 @@ def register(app: typer.Typer) -> None:
         if not targets and not (processes or persistence or system):
             raise InputError(t("scan.nothing"))
         console = Console(stderr=True)
+        engine.warm_up()
         sigs = signatures.load(rules, hashes, iocs, use_installed=not no_installed)
         limits = ArchiveLimits(
             max_depth=max_depth,

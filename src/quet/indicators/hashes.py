@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,6 +239,38 @@ class HashSet:
                     )
                 )
         return hits
+
+    def types(self) -> set[IndicatorType]:
+        """Hash types that signatures or the allow-list hold: the only ones worth computing."""
+        self._ready()
+        return {kind for kind in HASH_TYPES if len(self._sigs[kind]) or len(self._allow[kind])}
+
+    def candidates(
+        self, md5s: Sequence[str], sha1s: Sequence[str], sha256s: Sequence[str]
+    ) -> npt.NDArray[np.bool_]:
+        """For a batch of objects: which may match a signature or the allow-list.
+
+        One vectorised search per table instead of several numpy calls per object; callers run
+        lookup()/is_allowed() only where this is True.
+        """
+        self._ready()
+        n = len(sha256s)
+        out = np.zeros(n, dtype=np.bool_)
+        for kind, hexes in (
+            (IndicatorType.MD5, md5s),
+            (IndicatorType.SHA1, sha1s),
+            (IndicatorType.SHA256, sha256s),
+        ):
+            tables = [t for t in (self._sigs[kind], self._allow[kind]) if len(t)]
+            if not tables:
+                continue
+            raw = [_digest(kind, h) or b"" for h in hexes]
+            keys = np.array(raw, dtype=tables[0].dtype)
+            for table in tables:
+                idx = np.searchsorted(table.digests, keys)
+                idx = np.minimum(idx, len(table.digests) - 1)
+                out |= table.digests[idx] == keys
+        return out
 
     def is_allowed(self, md5: str, sha1: str, sha256: str) -> bool:
         """True when any given digest is on the allow-list (ClamAV .fp/.sfp)."""

@@ -30,9 +30,10 @@ CREATE TABLE IF NOT EXISTS files (
 
 
 class ScanCache:
-    def __init__(self, path: Path, rules_id: str) -> None:
+    def __init__(self, path: Path, rules_id: str, hash_fields: tuple[str, ...] = ()) -> None:
         self.path = path
         self.rules_id = rules_id
+        self.hash_fields = hash_fields  # e.g. ("md5", "sha256"): what every cached object must hold
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -40,12 +41,28 @@ class ScanCache:
         self.db.executescript(_SCHEMA)
         self._pending: list[tuple[object, ...]] = []
 
+    def get_many(self, entries: list[FileEntry]) -> list[list[ObjectScan] | None]:
+        """Cached observations for each entry, or None where the file changed or is unknown.
+
+        One query per batch: a rescan of an unchanged disk is bounded by the walk, not by SQL.
+        """
+        found: dict[tuple[int, int], tuple[object, ...]] = {}
+        for start in range(0, len(entries), 400):
+            chunk = entries[start : start + 400]
+            marks = ",".join("(?,?)" for _ in chunk)
+            args = [v for e in chunk for v in (e.dev, e.ino)]
+            for row in self.db.execute(
+                "SELECT dev, ino, size, mtime_ns, ctime_ns, rules_id, path, objects FROM files"
+                f" WHERE (dev, ino) IN (VALUES {marks})",
+                args,
+            ):
+                found[(row[0], row[1])] = row[2:]
+        return [self._decode(entry, found.get((entry.dev, entry.ino))) for entry in entries]
+
     def get(self, entry: FileEntry) -> list[ObjectScan] | None:
-        row = self.db.execute(
-            "SELECT size, mtime_ns, ctime_ns, rules_id, path, objects FROM files"
-            " WHERE dev = ? AND ino = ?",
-            (entry.dev, entry.ino),
-        ).fetchone()
+        return self.get_many([entry])[0]
+
+    def _decode(self, entry: FileEntry, row: tuple[object, ...] | None) -> list[ObjectScan] | None:
         if row is None:
             return None
         size, mtime_ns, ctime_ns, rules_id, path, objects = row
@@ -57,13 +74,16 @@ class ScanCache:
         ):
             return None
         try:
-            records = [ObjectScan(**o) for o in json.loads(objects)]
+            records = [ObjectScan(**o) for o in json.loads(str(objects))]
         except (ValueError, TypeError):
             return None
-        if path != entry.path:
+        if any(rec.sha256 and not getattr(rec, k) for rec in records for k in self.hash_fields):
+            return None  # cached before a hash list needed this hash type
+        old = str(path)
+        if old != entry.path:
             # A hard link or a renamed directory: the contents are the same, the names are not.
             for rec in records:
-                rec.path = entry.path + rec.path[len(path) :]
+                rec.path = entry.path + rec.path[len(old) :]
         return records
 
     def put(self, entry: FileEntry, objects: list[ObjectScan]) -> None:

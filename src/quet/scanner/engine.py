@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from quet import paths
+from quet.indicators.model import IndicatorType
 from quet.scanner import archives, persistence, processes, verdict
 from quet.scanner.cache import ScanCache
 from quet.scanner.result import Finding, ObjectScan, ScanResult, now_iso
@@ -79,10 +80,16 @@ class Scan:
         self.result = ScanResult(paths=list(options.paths), signatures=sigs.summary())
         self._infected: dict[str, str] = {}  # top-level path -> sha256, for quarantine
         self.cache: ScanCache | None = None
+        needed = sigs.hashes.types()
         self.config = WorkerConfig(
             rules_blob=str(sigs.rules.blob_path) if sigs.rules.blob_path else None,
             limits=options.limits,
             scan_archives=options.scan_archives,
+            md5=IndicatorType.MD5 in needed,
+            sha1=IndicatorType.SHA1 in needed,
+        )
+        self.hash_fields = tuple(
+            name for name, on in (("md5", self.config.md5), ("sha1", self.config.sha1)) if on
         )
 
     # -- the whole run -------------------------------------------------------------------------
@@ -94,7 +101,7 @@ class Scan:
             big = sum(e.size for e in entries)
             if self.options.use_cache:
                 path = self.options.cache_path or paths.cache_dir() / "scan-cache.sqlite"
-                self.cache = ScanCache(path, self.sigs.rules.identity)
+                self.cache = ScanCache(path, self.sigs.rules.identity, self.hash_fields)
             jobs = self.options.jobs or os.cpu_count() or 1
             if jobs > 1 and len(entries) > BATCH_FILES:
                 executor = self._pool(jobs)
@@ -124,14 +131,16 @@ class Scan:
         return self.result
 
     def _pool(self, jobs: int) -> cf.ProcessPoolExecutor:
-        # Fork before the progress bar starts its refresh thread; workers load the compiled rules.
+        # Workers come from a fork server that imported only the worker module: they do not carry
+        # the parent's hash lists and caches (memory), and no thread of the parent is forked.
         executor = cf.ProcessPoolExecutor(
             max_workers=jobs,
-            mp_context=multiprocessing.get_context("fork"),
+            mp_context=_context(),
             initializer=init_process,
             initargs=(self.config,),
         )
-        executor.submit(int).result()  # start the workers now
+        for fut in [executor.submit(int) for _ in range(jobs)]:
+            fut.result()  # start the workers now, before the progress bar
         return executor
 
     def _count(self) -> list[FileEntry]:
@@ -157,19 +166,19 @@ class Scan:
             self.result.errors.append({"path": path, "error": why})
 
     # -- files -----------------------------------------------------------------------------------
-    def _scan_entries(self, entries: Iterable[FileEntry], executor: cf.Executor | None) -> None:
+    def _scan_entries(self, entries: list[FileEntry], executor: cf.Executor | None) -> None:
         todo: list[FileEntry] = []
-        for entry in entries:
-            cached = self.cache.get(entry) if self.cache else None
-            if cached is not None:
-                self.result.files_cached += 1
-                self._accept(entry, cached, from_cache=True)
-            else:
-                todo.append(entry)
+        for start in range(0, len(entries), 2000):
+            chunk = entries[start : start + 2000]
+            cached = self.cache.get_many(chunk) if self.cache else [None] * len(chunk)
+            hits = [(e, objs) for e, objs in zip(chunk, cached, strict=True) if objs is not None]
+            todo += [e for e, objs in zip(chunk, cached, strict=True) if objs is None]
+            self.result.files_cached += len(hits)
+            self._accept_many(hits, from_cache=True)
         if executor is None:
             local = Worker(self.config, self.sigs.rules.rules)
-            for entry in todo:
-                self._accept(entry, local.scan_file(entry.path, entry.uid))
+            for batch in _batches(todo):
+                self._accept_many([(e, local.scan_file(e.path, e.uid)) for e in batch])
             return
         pending: dict[cf.Future[list[list[ObjectScan]]], list[FileEntry]] = {}
         limit = 4 * (getattr(executor, "_max_workers", 2) or 2)
@@ -194,27 +203,31 @@ class Scan:
                     self._error(entry.path, f"worker failed: {exc!r}")
                     self.progress.advance(1, entry.size)
                 continue
-            for entry, objects in zip(batch, results, strict=True):
-                self._accept(entry, objects)
+            self._accept_many(list(zip(batch, results, strict=True)))
 
-    def _accept(
-        self, entry: FileEntry, objects: list[ObjectScan], from_cache: bool = False
+    def _accept_many(
+        self, batch: list[tuple[FileEntry, list[ObjectScan]]], from_cache: bool = False
     ) -> None:
+        if not batch:
+            return
         res = self.result
-        res.files_scanned += 1
-        res.bytes_scanned += entry.size
-        res.objects_scanned += len(objects)
-        for obj in objects:
-            if obj.error:
-                self._error(obj.path, obj.error)
-            if obj.problem:
-                res.problems.append({"path": obj.path, "problem": obj.problem})
-            for finding in verdict.judge(obj, self.sigs):
-                self._add(finding)
-                self._infected.setdefault(entry.path, objects[0].sha256)
-        if self.cache is not None and not from_cache:
-            self.cache.put(entry, objects)
-        self.progress.advance(1, entry.size)
+        flat = [obj for _, objects in batch for obj in objects]
+        verdicts = iter(verdict.judge_many(flat, self.sigs))
+        for entry, objects in batch:
+            res.files_scanned += 1
+            res.bytes_scanned += entry.size
+            res.objects_scanned += len(objects)
+            for obj in objects:
+                if obj.error:
+                    self._error(obj.path, obj.error)
+                if obj.problem:
+                    res.problems.append({"path": obj.path, "problem": obj.problem})
+                for finding in next(verdicts):
+                    self._add(finding)
+                    self._infected.setdefault(entry.path, objects[0].sha256)
+            if self.cache is not None and not from_cache:
+                self.cache.put(entry, objects)
+        self.progress.advance(len(batch), sum(entry.size for entry, _ in batch))
 
     def _add(self, finding: Finding) -> None:
         self.result.findings.append(finding)
@@ -295,6 +308,23 @@ class Scan:
                 if _top(f.path) == path:
                     f.action = "quarantined"
                     f.quarantine_id = entry.id
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")  # pragma: no cover - Windows, macOS
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["quet.scanner.worker"])
+    return ctx
+
+
+def warm_up() -> None:
+    """Start the fork server now, so it imports the worker while the parent loads signatures."""
+    ctx = _context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def _top(path: str) -> str:

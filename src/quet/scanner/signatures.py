@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quet import paths
+from quet import __version__, paths
 from quet.errors import SignatureError
 from quet.indicators import formats, yararules
 from quet.indicators.filenames import FilenameMatcher
@@ -55,10 +57,18 @@ class SignatureSet:
         }
 
 
-def installed_paths() -> list[Path]:
-    """Signature files installed under QUET_HOME (by `quet update` or by hand)."""
-    root = paths.signatures_dir()
-    return sorted(p for p in root.iterdir() if not p.name.startswith("."))
+def installed_dirs() -> list[Path]:
+    """Folders of installed signatures: the current update's content, then those added by hand."""
+    from quet.bundle.install import current_signatures_dir
+
+    found = []
+    updated = current_signatures_dir()
+    if updated is not None and updated.is_dir():
+        found.append(updated)
+    local = paths.signatures_dir()
+    if any(not p.name.startswith(".") for p in local.iterdir()):
+        found.append(local)
+    return found
 
 
 def load(
@@ -75,10 +85,11 @@ def load(
     data_paths = list(hashes or []) + list(iocs or [])
     starter = False
     if use_installed:
-        if installed_paths():
-            # One folder: YARA files in it go to the compiler, everything else to the readers.
-            rule_paths.append(paths.signatures_dir())
-            data_paths.append(paths.signatures_dir())
+        installed = installed_dirs()
+        if installed:
+            # Each folder: YARA files in it go to the compiler, everything else to the readers.
+            rule_paths += installed
+            data_paths += installed
         elif not rule_paths and not data_paths:
             starter = True
             rule_paths.append(STARTER_DIR / "starter.yar")
@@ -90,8 +101,35 @@ def load(
     sigs = SignatureSet(rules=compiled, issues=issues, starter=starter)
     sigs.rule_sources = compiled.namespaces
     sigs.sources = list(dict.fromkeys(str(p) for p in rule_paths + data_paths))
+    _load_data(sigs, data_paths, cache_dir or paths.cache_dir())
+    loaded = len(sigs.hashes) + len(sigs.filenames) + len(sigs.c2_ips) + len(sigs.c2_domains)
+    if compiled.rules is None and not loaded:
+        raise SignatureError(
+            "no usable signatures were loaded"
+            + (f" ({issues.count} errors, first: {issues.issues[0]})" if issues.count else "")
+        )
+    sigs.load_seconds = time.perf_counter() - t0
+    return sigs
+
+
+def _load_data(sigs: SignatureSet, data_paths: list[Path], cache_dir: Path) -> None:
+    """Hash lists and IOCs, from the compiled cache when no source file changed since."""
+    key = _data_key(data_paths)
+    blob = cache_dir / f"sigdata-{key}.pickle"
+    if blob.exists():
+        try:
+            with blob.open("rb") as fh:
+                cached = pickle.load(fh)
+            sigs.hashes, sigs.filenames, sigs.c2_ips, sigs.c2_domains, data_issues = cached
+            for issue in data_issues.issues:
+                sigs.issues.add(issue.path, issue.line, issue.message)
+            sigs.issues.count += data_issues.count - len(data_issues.issues)
+            return
+        except Exception:
+            blob.unlink(missing_ok=True)
+    data_issues = IssueLog()
     for p in data_paths:
-        for ind in formats.read_path(p, issues):
+        for ind in formats.read_path(p, data_issues):
             if ind.type in HASH_TYPES:
                 if "allow" in ind.tags:
                     sigs.hashes.add_allow(ind)
@@ -106,11 +144,31 @@ def load(
     sigs.hashes.freeze()
     sigs.filenames.freeze()
     sigs.c2_ips.freeze()
-    loaded = len(sigs.hashes) + len(sigs.filenames) + len(sigs.c2_ips) + len(sigs.c2_domains)
-    if compiled.rules is None and not loaded:
-        raise SignatureError(
-            "no usable signatures were loaded"
-            + (f" ({issues.count} errors, first: {issues.issues[0]})" if issues.count else "")
-        )
-    sigs.load_seconds = time.perf_counter() - t0
-    return sigs
+    for issue in data_issues.issues:
+        sigs.issues.add(issue.path, issue.line, issue.message)
+    sigs.issues.count += data_issues.count - len(data_issues.issues)
+    if not data_paths:
+        return
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = blob.with_suffix(f".tmp{os.getpid()}")
+        with tmp.open("wb") as fh:
+            payload = (sigs.hashes, sigs.filenames, sigs.c2_ips, sigs.c2_domains, data_issues)
+            pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, blob)
+    except (OSError, pickle.PicklingError, TypeError):
+        pass  # caching is an optimisation only
+
+
+def _data_key(data_paths: list[Path]) -> str:
+    """Identity of the data sources: every file's path, size and mtime, and Quét's version."""
+    h = hashlib.sha256(f"quet {__version__}".encode())
+    for top in data_paths:
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+        for f in files:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:32]

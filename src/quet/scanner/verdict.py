@@ -9,11 +9,19 @@ FILENAME_MIN_SCORE = 60  # Loki's "warning" level; lower scores are notices, not
 BOMB = "Quet.Heuristic.ArchiveBomb"
 
 
-def judge(obj: ObjectScan, sigs: SignatureSet) -> list[Finding]:
+def judge_many(objs: list[ObjectScan], sigs: SignatureSet) -> list[list[Finding]]:
+    """judge() for a batch, with one vectorised hash search for all of it."""
+    maybe = sigs.hashes.candidates(
+        [o.md5 for o in objs], [o.sha1 for o in objs], [o.sha256 for o in objs]
+    )
+    return [judge(obj, sigs, bool(hit)) for obj, hit in zip(objs, maybe, strict=True)]
+
+
+def judge(obj: ObjectScan, sigs: SignatureSet, maybe_hash: bool = True) -> list[Finding]:
     findings: list[Finding] = []
-    if obj.sha256 and sigs.hashes.is_allowed(obj.md5, obj.sha1, obj.sha256):
+    if maybe_hash and obj.sha256 and sigs.hashes.is_allowed(obj.md5, obj.sha1, obj.sha256):
         return findings
-    if obj.sha256:
+    if maybe_hash and obj.sha256:
         for hit in sigs.hashes.lookup(obj.md5, obj.sha1, obj.sha256, obj.size):
             findings.append(
                 Finding(

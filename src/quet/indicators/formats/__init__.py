@@ -138,7 +138,7 @@ def open_text(path: Path) -> Iterator[tuple[int, str]]:
 
 
 # Imported last so that each module can register itself with the functions above.
-from quet.indicators.formats import clamav, csvfile, loki  # noqa: E402
+from quet.indicators.formats import clamav, csvfile, loki, misp, stix, zeek_intel, abusech, maltrail, suricata, rpz, hostsfile  # noqa: E402
 
 __all__ = [
     "FORMATS",
