@@ -103,7 +103,11 @@ def test_threatfox_csv_record_and_layouts() -> None:
     assert [(i.value, i.family, i.tags) for i in newer] == [
         ("158.94.209.216", "Remcos", ("botnet_cc", "port:2404")),
         ("fl.qq1x.example", "Vidar", ("botnet_cc",)),
-        ("https://wps-fake.example.cn/setup.exe", "ValleyRAT", ("exe", "ValleyRAT", "payload_delivery")),
+        (
+            "https://wps-fake.example.cn/setup.exe",
+            "ValleyRAT",
+            ("exe", "ValleyRAT", "payload_delivery"),
+        ),
     ]
     assert newer[1].last_seen == t("2026-09-14 13:00:01")
 
@@ -111,7 +115,9 @@ def test_threatfox_csv_record_and_layouts() -> None:
 def test_threatfox_json_matches_csv() -> None:
     from_json = read("threatfox-json", TF_JSON)
     from_csv = read("threatfox-csv", TF_CSV)
-    key = [(i.type, i.value, i.name, i.family, i.confidence, i.first_seen, i.tags) for i in from_json]
+    key = [
+        (i.type, i.value, i.name, i.family, i.confidence, i.first_seen, i.tags) for i in from_json
+    ]
     # The CSV has one more IOC (1301609); the rest is the same data.
     assert key == [
         (i.type, i.value, i.name, i.family, i.confidence, i.first_seen, i.tags)
@@ -217,7 +223,10 @@ def test_threatfox_json_bad_input(tmp_path: Path) -> None:
     issues = IssueLog()
     [ind] = read("threatfox-json", q, issues)
     assert (ind.type, ind.value, ind.tags) == (IndicatorType.IPV6, "2001:db8::1", ("a", "port:443"))
-    assert [(i.line, i.message.split(":")[0]) for i in issues.issues] == [(11, "IOC 2"), (14, "IOC 3")]
+    assert [(i.line, i.message.split(":")[0]) for i in issues.issues] == [
+        (11, "IOC 2"),
+        (14, "IOC 3"),
+    ]
     r = tmp_path / "list.json"
     r.write_text("[1, 2]")
     issues = IssueLog()
@@ -254,7 +263,9 @@ _ROW = st.builds(lambda cells: ", ".join(f'"{c}"' for c in cells), st.lists(_CEL
 _LINE = st.one_of(st.text(max_size=60), _ROW, st.sampled_from(["#", "# id,url,url_status"]))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(_LINE, max_size=10), st.sampled_from(READERS), st.booleans())
 def test_fuzz_never_raises(tmp_path: Path, lines: list[str], fmt: str, header: bool) -> None:
     source = {"urlhaus": URLHAUS, "threatfox-csv": TF_CSV, "feodo": FEODO, "malwarebazaar": BAZAAR}
@@ -266,7 +277,9 @@ def test_fuzz_never_raises(tmp_path: Path, lines: list[str], fmt: str, header: b
         assert 0 <= ind.confidence <= 100 and ind.value
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=10) | _CELL,

@@ -188,11 +188,15 @@ def test_missing_file_is_input_error(tmp_path: Path) -> None:
 _LINE = st.one_of(
     st.text(max_size=60),
     st.from_regex(re.compile(r"# ?Reference: [ -~]{0,30}"), fullmatch=True),
-    st.from_regex(re.compile(r"([a-z]{2,5}://)?[a-z0-9.:/\[\]_-]{1,40}( +#[ -~]{0,10})?"), fullmatch=True),
+    st.from_regex(
+        re.compile(r"([a-z]{2,5}://)?[a-z0-9.:/\[\]_-]{1,40}( +#[ -~]{0,10})?"), fullmatch=True
+    ),
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(_LINE, max_size=12))
 def test_fuzz_never_raises(tmp_path: Path, lines: list[str]) -> None:
     p = tmp_path / "malware" / "fuzz.txt"

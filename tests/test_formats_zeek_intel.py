@@ -23,14 +23,20 @@ FILENAMES = DATA / "policy.frameworks.intel.seen.filename-in-http-post__intel.da
 WHITELIST = DATA / "policy.frameworks.intel.whitelisting__whitelist.dat"
 
 
-def read(path: Path, issues: IssueLog | None = None, notes: Counter[str] | None = None) -> list:  # type: ignore[type-arg]
+def read(
+    path: Path, issues: IssueLog | None = None, notes: Counter[str] | None = None
+) -> list[Indicator]:
     return list(read_intel(path, issues if issues is not None else IssueLog(), notes))
 
 
 @pytest.mark.parametrize(
     ("name", "count", "skipped"),
     [
-        ("base.frameworks.intel.cluster-indicator-inserted-new-min-store", 4, {"Intel::SOFTWARE": 3}),
+        (
+            "base.frameworks.intel.cluster-indicator-inserted-new-min-store",
+            4,
+            {"Intel::SOFTWARE": 3},
+        ),
         ("base.frameworks.intel.input-and-match", 2, {"Intel::EMAIL": 1}),
         ("base.frameworks.intel.match-subnet", 6, {}),
         ("policy.frameworks.intel.seen.certs", 2, {"Intel::CERT_HASH": 1}),
@@ -83,7 +89,11 @@ def test_file_names_become_anchored_regexes() -> None:
 
 def test_whitelist_field_tags_allow() -> None:
     [ind] = read(WHITELIST)
-    assert (ind.type, ind.value, ind.source) == (IndicatorType.DOMAIN, "meta.wikimedia.org", "source2")
+    assert (ind.type, ind.value, ind.source) == (
+        IndicatorType.DOMAIN,
+        "meta.wikimedia.org",
+        "source2",
+    )
     assert "allow" in ind.tags
 
 
@@ -150,7 +160,10 @@ def test_write_then_read_back(tmp_path: Path) -> None:
     out = tmp_path / "quet.intel"
     assert write_path(inds, out, "zeek-intel") == 7
     lines = out.read_text().splitlines()
-    assert lines[0] == "#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\tmeta.url\tmeta.do_notice"
+    assert (
+        lines[0]
+        == "#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\tmeta.url\tmeta.do_notice"
+    )
     assert all(len(x.split("\t")) == 6 for x in lines[1:])
     assert "xn--bcher-kva.example\tIntel::DOMAIN\tcsirt\tPhish kit (Evilginx)\t-\tF" in lines
     assert "evil.example.com/gate.php?id=1\tIntel::URL\tquet\t-\t-\tF" in lines
@@ -182,13 +195,17 @@ _LINE = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(_LINE, max_size=12), st.booleans())
 def test_fuzz_never_raises(tmp_path: Path, lines: list[str], header: bool) -> None:
     p = tmp_path / "fuzz.intel"
     head = ["#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc"] if header else []
     p.write_text("\n".join(head + lines), encoding="utf-8", errors="surrogatepass")
     issues = IssueLog()
-    for ind in FORMATS["zeek-intel"].read(p, issues):  # type: ignore[misc]
+    reader = FORMATS["zeek-intel"].read
+    assert reader is not None
+    for ind in reader(p, issues):
         assert ind.line >= 1 and ind.value
     assert all(i.line >= 1 for i in issues.issues)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
@@ -26,22 +28,55 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 
-def _register() -> None:
-    from quet.cli import bundle, quarantine, scan, signatures, update
+# Each command's module, imported only when that command (or the full help) is asked for:
+# `quet scan` should not pay for the TUF, SQL and STIX libraries at start-up.
+def _scan() -> None:
+    from quet.cli import scan
 
     scan.register(app)
-    app.add_typer(signatures.app, name="signatures")
+
+
+def _update() -> None:
+    from quet.cli import update
+
     update.register(app)
-    app.add_typer(
-        bundle.app,
-        name="bundle",
-        help="Gói nội dung cập nhật (TUF) / content bundles and the update repository.",
-    )
-    app.add_typer(
-        quarantine.app,
-        name="quarantine",
-        help="Khu cách ly: xem, khôi phục, xoá tệp đã cách ly / the quarantine vault.",
-    )
+
+
+def _group(module: str, help_text: str) -> Callable[[], None]:
+    def add() -> None:
+        sub = importlib.import_module(f"quet.cli.{module}")
+        app.add_typer(sub.app, name=module, help=help_text)
+
+    return add
+
+
+COMMANDS: dict[str, Callable[[], None]] = {
+    "scan": _scan,
+    "quarantine": _group(
+        "quarantine", "Khu cách ly: xem, khôi phục, xoá tệp đã cách ly / the quarantine vault."
+    ),
+    "signatures": _group(
+        "signatures", "Mẫu nhận diện đã cài: xem, thêm / installed signatures: list, add."
+    ),
+    "intel": _group(
+        "intel", "Kho chỉ dấu mối đe doạ: nhập, xuất, tra cứu / the threat-intel store."
+    ),
+    "bundle": _group(
+        "bundle", "Gói nội dung cập nhật (TUF) / content bundles and the update repository."
+    ),
+    "update": _update,
+}
+
+
+def _register(argv: list[str]) -> None:
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, add in COMMANDS.items():
+        if wanted is None or wanted == name or wanted not in COMMANDS:
+            try:
+                add()
+            except ModuleNotFoundError as exc:
+                if not exc.name or not exc.name.startswith("quet.cli."):
+                    raise  # a missing third-party library is a real error
 
 
 @app.command()
@@ -51,6 +86,7 @@ def version() -> None:
 
 
 def main() -> None:
+    _register(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
     except QuetError as exc:
@@ -72,6 +108,3 @@ def main() -> None:
             sys.exit(2)
         raise
     sys.exit(code if isinstance(code, int) else 0)
-
-
-_register()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import re
 import socket
 import struct
 import zipfile
@@ -45,6 +46,7 @@ _KEY_DTYPE = {
 }
 _META_FIELDS = ("name", "family", "source", "campaign", "tags")
 _h64 = xxhash.xxh64_intdigest
+_NOT_A_NAME = re.compile(r"[/:\[\]\s@]")
 
 
 def domain_key(name: str) -> str:
@@ -260,7 +262,7 @@ def _sorted_find(keys: Array, queries: Array) -> tuple[Array, Array]:
     searchsorted over sorted needles walks the table in cache order (2–3× faster)."""
     if not len(keys) or not len(queries):
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    order = np.argsort(queries, kind="stable")
+    order = np.argsort(queries)  # quicksort: 3x faster than stable here, order of ties is moot
     q = queries[order]
     pos = np.searchsorted(keys, q)
     pos[pos == len(keys)] = 0
@@ -356,7 +358,8 @@ class IndicatorSet:
         if isinstance(key, bytes):
             key = key.rstrip(b"\0")  # numpy S items compare without their trailing zero bytes
         if first is None:
-            first = int(np.searchsorted(keys, key))
+            # The needle in the table's dtype: a mismatch makes numpy convert the whole table.
+            first = int(np.searchsorted(keys, np.array(key, dtype=keys.dtype)))
         rows = []
         row = first
         while row < len(keys) and keys[row] == key:
@@ -374,8 +377,15 @@ class IndicatorSet:
         """Every indicator that `value` hits: an IP's exact entries then its longest listed
         prefix; a domain's listed names from the most specific label suffix up; a URL's own
         entries then its host's; a hash's entries. Unparsable values hit nothing."""
+        text = value.strip()
+        try:  # the two common cases first, without guess()'s validation
+            return self._lookup_v4(int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big"))
+        except OSError:
+            pass
+        if "." in text and not _NOT_A_NAME.search(text):
+            return self._lookup_domain(text)
         try:
-            kind, norm = guess(value)
+            kind, norm = guess(text)
         except InputError:
             return []
         if kind is T.IPV4 or kind is T.IPV6:
@@ -409,32 +419,38 @@ class IndicatorSet:
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         if isinstance(ip, ipaddress.IPv4Address):
-            t, c, k = "v4", "c4", int(ip)
-            hits = self._hits(t, self._rows(t, k))
-            starts: Array = self._a["c4_starts"]
-            pos = int(np.searchsorted(starts, k, side="right")) - 1
-        else:
-            t, c = "v6", "c6"
-            hits = self._hits(t, self._rows(t, ip.packed))
-            starts = self._a["c6_starts"]
-            pos = int(np.searchsorted(starts, ip.packed, side="right")) - 1
-        owner = int(self._a[f"{c}_owner"][pos]) if pos >= 0 else -1
-        if owner >= 0:
-            plen = self._a[f"{c}_plen"]
-            rows = [
-                r
-                for r in self._rows(c, self._a[f"{c}_keys"][owner], owner)
-                if plen[r] == plen[owner]
-            ]
-            hits += self._hits(c, rows)
-        return hits
+            return self._lookup_v4(int(ip))
+        hits = self._hits("v6", self._rows("v6", ip.packed))
+        pos = int(np.searchsorted(self._a["c6_starts"], ip.packed, side="right")) - 1
+        return hits + self._longest_prefix("c6", int(self._a["c6_owner"][pos]) if pos >= 0 else -1)
+
+    def _lookup_v4(self, ip: int) -> list[Indicator]:
+        hits = self._hits("v4", self._rows("v4", ip))
+        pos = int(np.searchsorted(self._a["c4_starts"], np.uint32(ip), side="right")) - 1
+        return hits + self._longest_prefix("c4", int(self._a["c4_owner"][pos]) if pos >= 0 else -1)
+
+    def _longest_prefix(self, t: str, owner: int) -> list[Indicator]:
+        if owner < 0:
+            return []
+        plen = self._a[f"{t}_plen"]
+        rows = self._rows(t, self._a[f"{t}_keys"][owner], owner)
+        return self._hits(t, [r for r in rows if plen[r] == plen[owner]])
 
     def _lookup_domain(self, name: str) -> list[Indicator]:
         key = domain_key(name)
-        hits: list[Indicator] = []
-        while key.count(".") >= 1:
-            hits += self._hits("dom", self._rows("dom", _h64(key.encode())), key)
+        suffixes: list[str] = []
+        while "." in key:
+            suffixes.append(key)
             key = key[key.find(".") + 1 :]
+        if not suffixes:
+            return []
+        keys = self._a["dom_keys"]
+        hashes = np.array([_h64(x.encode()) for x in suffixes], dtype=np.uint64)
+        hits: list[Indicator] = []
+        # One searchsorted for all suffixes: numpy's per-call cost dwarfs the search itself.
+        for suffix, h, pos in zip(suffixes, hashes, np.searchsorted(keys, hashes), strict=True):
+            if pos < len(keys) and keys[pos] == h:
+                hits += self._hits("dom", self._rows("dom", int(h), int(pos)), suffix)
         return hits
 
     # -- batch lookups ---------------------------------------------------------------------
@@ -464,14 +480,18 @@ class IndicatorSet:
     def domain_hashes(self, values: Sequence[str]) -> tuple[Array, Array]:
         """xxhash64 of every label suffix of two labels or more, most specific first, and how
         many each name gave: the pure-Python half of a batch domain lookup."""
+        joined = "\n".join(values)
+        if joined.isascii() and joined.count("\n") == len(values) - 1:
+            # Lower-case and encode the whole batch in two C calls rather than two per name.
+            blobs = joined.lower().replace(".\n", "\n").encode().split(b"\n")
+            if values:
+                blobs[-1] = blobs[-1].rstrip(b".")
+        else:
+            blobs = [domain_key(name).encode() for name in values]
         hashes: list[int] = []
         counts: list[int] = []
         put, count, h = hashes.append, counts.append, _h64
-        for name in values:
-            if name.isascii() and not name.endswith("."):
-                b = name.lower().encode()
-            else:
-                b = domain_key(name).encode()
+        for b in blobs:
             d = b.find(b".")
             if d == -1:
                 count(0)
@@ -495,11 +515,13 @@ class IndicatorSet:
         where, rows = _sorted_find(self._a["dom_keys"], hashes)
         if len(where):
             owner = np.repeat(np.arange(len(counts)), counts)[where]
-            # Hash positions grow with specificity order inside a name: keep each name's first.
-            order = np.argsort(where, kind="stable")
-            owner, rows = owner[order], rows[order]
-            names, first = np.unique(owner, return_index=True)
-            res[names] = rows[first] + self._offsets[TABLES.index("dom")]
+            # Within a name, hash positions follow specificity: keep each name's first hit.
+            first = np.full(len(counts), len(hashes), dtype=np.int64)
+            np.minimum.at(first, owner, where)
+            row_at = np.empty(len(hashes), dtype=np.int64)
+            row_at[where] = rows
+            hit = first < len(hashes)
+            res[hit] = row_at[first[hit]] + self._offsets[TABLES.index("dom")]
         return res
 
     # -- files -----------------------------------------------------------------------------

@@ -79,9 +79,19 @@ def _stage_table() -> sa.Table:
 
 
 _COLS = (
-    "type", "value", "name", "family", "confidence", "first_seen", "last_seen", "expires", "tags",
-    "campaign", "size", "fp_regex",
-)  # fmt: skip
+    "type",
+    "value",
+    "name",
+    "family",
+    "confidence",
+    "first_seen",
+    "last_seen",
+    "expires",
+    "tags",
+    "campaign",
+    "size",
+    "fp_regex",
+)
 _NAME, _FAMILY, _CONF, _FIRST, _LAST, _EXPIRES, _TAGS, _CAMPAIGN, _SIZE, _FP = range(2, 12)
 
 
@@ -237,7 +247,7 @@ class _Sql:
                 "status",
                 "created_at",
                 "updated_at",
-            ],  # fmt: skip
+            ],
             sa.select(
                 s.c.type,
                 s.c.value,
@@ -254,7 +264,7 @@ class _Sql:
                 sa.literal("active"),
                 now_lit,
                 now_lit,
-            ).where(~sa.exists().where(same)),  # fmt: skip
+            ).where(~sa.exists().where(same)),
         )
 
         ins = (postgresql.insert if pg else sqlite.insert)(src)

@@ -140,13 +140,11 @@ def _active(now: datetime) -> sa.ColumnElement[bool]:
 
 def _sources_of() -> sa.ScalarSelect[Any]:
     src = indicator_sources
-    ordered = (
-        sa.select(src.c.source)
+    return (
+        sa.select(sa.func.aggregate_strings(src.c.source, ","))
         .where(src.c.indicator_id == indicators.c.id)
-        .order_by(src.c.source)
-        .subquery()
+        .scalar_subquery()
     )
-    return sa.select(sa.func.aggregate_strings(ordered.c.source, ",")).scalar_subquery()
 
 
 def iter_indicators(
@@ -180,7 +178,9 @@ def iter_indicators(
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=chunk).execute(stmt)
         for row in result:
-            yield _indicator(row, row.sources or "")
+            # Sorted here: neither backend promises the order of an aggregated string.
+            sources = ",".join(sorted(row.sources.split(","))) if row.sources else ""
+            yield _indicator(row, sources)
 
 
 def _ip_candidates(ip: str) -> list[tuple[str, str, str]]:

@@ -60,6 +60,11 @@ def detect(path: Path) -> Format | None:
                 return fmt
         except (ValueError, UnicodeError):
             continue
+    # Nothing sniffed: a generic format named after the extension (".csv" -> "csv") reads it and
+    # reports what is wrong with it, rather than the file being skipped as unknown.
+    generic = FORMATS.get(path.suffix.lower().lstrip("."))
+    if generic is not None and generic in by_ext and generic.read is not None:
+        return generic
     return None
 
 
@@ -138,7 +143,19 @@ def open_text(path: Path) -> Iterator[tuple[int, str]]:
 
 
 # Imported last so that each module can register itself with the functions above.
-from quet.indicators.formats import clamav, csvfile, loki, misp, stix, zeek_intel, abusech, maltrail, suricata, rpz, hostsfile  # noqa: E402
+from quet.indicators.formats import (  # noqa: E402, F401
+    abusech,
+    clamav,
+    csvfile,
+    hostsfile,
+    loki,
+    maltrail,
+    misp,
+    rpz,
+    stix,
+    suricata,
+    zeek_intel,
+)
 
 __all__ = [
     "FORMATS",

@@ -139,10 +139,10 @@ def _sniff(head: bytes, name: str) -> bool:
             continue
         if text.startswith("#"):
             low_text = text.lower()
-            if "maltrail" in low_text and ("developers" in low_text or "stamparm" in low_text):
-                header = True
-            elif _REFERENCE.match(text):
-                header = True
+            by_maltrail = "maltrail" in low_text and (
+                "developers" in low_text or "stamparm" in low_text
+            )
+            header = header or by_maltrail or _REFERENCE.match(text) is not None
             continue
         data.append(text)
     if not header or not data:

@@ -13,6 +13,7 @@ from quet.indicators.formats import Format, register
 from quet.indicators.model import Indicator, IndicatorType, normalise_cidr, normalise_domain
 
 TTL = 300
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def rpz_ip_name(network: str) -> str:
@@ -27,15 +28,15 @@ def rpz_ip_name(network: str) -> str:
             left, right = text.split("::")
             lgroups = left.split(":") if left else []
             rgroups = right.split(":") if right else []
-            labels = rgroups[::-1] + ["zz"] + lgroups[::-1]
+            labels = [*rgroups[::-1], "zz", *lgroups[::-1]]
         else:
             labels = text.split(":")[::-1]
     return ".".join([str(net.prefixlen), *labels, "rpz-ip"])
 
 
-def _records(indicators: Iterable[Indicator]) -> tuple[list[str], list[ipaddress._BaseNetwork]]:
+def _records(indicators: Iterable[Indicator]) -> tuple[list[str], list[Network]]:
     domains: set[str] = set()
-    nets: set[ipaddress._BaseNetwork] = set()
+    nets: set[Network] = set()
     for ind in indicators:
         try:
             if ind.type is IndicatorType.DOMAIN:
@@ -59,7 +60,9 @@ def write_rpz(
     if serial is None:
         serial = int(time.time()) & 0xFFFFFFFF
     with Path(path).open("w", encoding="ascii", newline="\n") as fh:
-        fh.write(f"; Quet intel response policy zone: {len(domains)} domains, {len(nets)} networks\n")
+        fh.write(
+            f"; Quet intel response policy zone: {len(domains)} domains, {len(nets)} networks\n"
+        )
         fh.write(f"$TTL {ttl}\n")
         fh.write(f"@ IN SOA localhost. hostmaster.localhost. ({serial} 3600 600 604800 {ttl})\n")
         fh.write("@ IN NS localhost.\n")

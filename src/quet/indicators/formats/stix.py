@@ -10,10 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import stix2
-from stix2patterns.v20.pattern import Pattern as Pattern20
-from stix2patterns.v21.pattern import Pattern as Pattern21
-
 from quet.errors import InputError
 from quet.indicators.filenames import compile_ioc
 from quet.indicators.formats import Format, register
@@ -94,6 +90,11 @@ def _comparison(
 
 
 def _parse(pattern: str) -> Any:
+    # Imported here: the pattern grammar (ANTLR) and stix2 cost ~150 ms, which every
+    # `quet` command would otherwise pay at start-up just for the registry.
+    from stix2patterns.v20.pattern import Pattern as Pattern20
+    from stix2patterns.v21.pattern import Pattern as Pattern21
+
     errors: list[str] = []
     for parser in (Pattern21, Pattern20):
         try:
@@ -421,6 +422,8 @@ def bundle_objects(indicators: Iterable[Indicator]) -> list[Any]:
     """stix2 objects for the indicators: one Indicator SDO each, one Malware SDO per family and
     one Campaign per campaign, joined by `indicates` relationships. Indicator.last_seen has no
     place in a STIX indicator and is not written."""
+    import stix2
+
     out: list[Any] = []
     related: dict[tuple[str, str], Any] = {}
     now = datetime.now(UTC)
@@ -460,6 +463,8 @@ def bundle_objects(indicators: Iterable[Indicator]) -> list[Any]:
 
 def write_stix(indicators: Iterable[Indicator], path: Path) -> int:
     """Write a STIX 2.1 bundle; returns the number of indicators written (YARA is left out)."""
+    import stix2
+
     objects = bundle_objects(indicators)
     bundle = stix2.v21.Bundle(objects=objects) if objects else stix2.v21.Bundle()
     Path(path).write_text(bundle.serialize(pretty=True) + "\n", encoding="utf-8")

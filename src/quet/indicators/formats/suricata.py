@@ -80,9 +80,7 @@ def _rules(stem: str, files: dict[str, Path], counts: dict[str, int], sid_base: 
     return rules
 
 
-def write_datasets(
-    indicators: Iterable[Indicator], path: Path, *, sid_base: int = SID_BASE
-) -> int:
+def write_datasets(indicators: Iterable[Indicator], path: Path, *, sid_base: int = SID_BASE) -> int:
     """Write Suricata datasets beside `path` (see dataset_paths) and a rules file using them.
 
     Domains go base64-encoded into a `type string` set (matched on dns.query, http.host and
@@ -95,8 +93,8 @@ def write_datasets(
                 domain = normalise_domain(ind.value)
                 values["domains"].add(base64.b64encode(domain.encode("ascii")).decode("ascii"))
             elif ind.type in (IndicatorType.IPV4, IndicatorType.IPV6):
-                kind, ip = normalise_ip(ind.value)
-                values["ipv4" if kind is IndicatorType.IPV4 else "ip"].add(ip)
+                ip_kind, ip = normalise_ip(ind.value)
+                values["ipv4" if ip_kind is IndicatorType.IPV4 else "ip"].add(ip)
         except InputError:
             continue
     files = dataset_paths(path)

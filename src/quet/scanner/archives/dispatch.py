@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 from quet.scanner.archives.common import ArchiveLimits, Budget, Member
 from quet.scanner.archives.readers import codec_of, peek
-from quet.scanner.archives.sevenzip import extract_7z
 from quet.scanner.archives.tar import extract_single, extract_tar, is_tar_header
 from quet.scanner.archives.zip import extract_zip
 
@@ -44,6 +43,8 @@ def extract(
     if kind == "zip":
         inner = extract_zip(data, limits, budget)
     elif kind == "7z":
+        from quet.scanner.archives.sevenzip import extract_7z  # py7zr is slow to import
+
         inner = extract_7z(data, limits, budget)
     elif kind == "tar":
         inner = extract_tar(data, limits, budget)
