@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from conftest_db import BACKENDS, database_url
+from quet.cli import intel as intel_cli
 from quet.cli.intel import app
 from quet.errors import InputError
 from quet.indicators.formats import read_path
@@ -29,9 +31,15 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rich sizes tables to the terminal; under xdist there is none, and cells would wrap.
+    monkeypatch.setattr(intel_cli, "out", Console(width=250))
+    monkeypatch.setattr(intel_cli, "err", Console(width=250, stderr=True))
+
+
 def run(*args: str, db: str) -> Result:
-    runner = CliRunner()
-    return runner.invoke(app, [*args, "--db", db], env={"COLUMNS": "250"})
+    return CliRunner().invoke(app, [*args, "--db", db])
 
 
 def test_import_then_stats_and_lookup(db: str) -> None:

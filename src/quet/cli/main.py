@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from quet import __version__
 from quet.errors import QuetError
@@ -90,7 +91,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except QuetError as exc:
-        err.print(f"[bold red]Lỗi / error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]Lỗi / error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
