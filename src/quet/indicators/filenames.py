@@ -211,6 +211,8 @@ class FilenameMatcher:
         """
         if self._dirty:
             self.freeze()
+        if not self._regexes:
+            return []
         texts = [text]
         if "/" in text:
             texts.append(text.replace("/", "\\"))

@@ -14,6 +14,8 @@ from pathlib import Path
 from quet.scanner.result import ObjectScan
 from quet.scanner.walk import FileEntry
 
+PRELOAD_ROWS = 1_000_000
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     dev INTEGER NOT NULL,
@@ -40,24 +42,41 @@ class ScanCache:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self._pending: list[tuple[object, ...]] = []
+        self._rows: dict[tuple[int, int], tuple[object, ...]] | None = None
+        self._complete = False
 
     def get_many(self, entries: list[FileEntry]) -> list[list[ObjectScan] | None]:
         """Cached observations for each entry, or None where the file changed or is unknown.
 
-        One query per batch: a rescan of an unchanged disk is bounded by the walk, not by SQL.
+        The first call reads the whole table in one pass when it is small enough to hold
+        (a million rows is ~200 MB); larger caches are queried in batches.
         """
-        found: dict[tuple[int, int], tuple[object, ...]] = {}
-        for start in range(0, len(entries), 400):
-            chunk = entries[start : start + 400]
-            marks = ",".join("(?,?)" for _ in chunk)
-            args = [v for e in chunk for v in (e.dev, e.ino)]
-            for row in self.db.execute(
-                "SELECT dev, ino, size, mtime_ns, ctime_ns, rules_id, path, objects FROM files"
-                f" WHERE (dev, ino) IN (VALUES {marks})",
-                args,
-            ):
-                found[(row[0], row[1])] = row[2:]
-        return [self._decode(entry, found.get((entry.dev, entry.ino))) for entry in entries]
+        if self._rows is None:
+            count = self.db.execute("SELECT count(*) FROM files").fetchone()[0]
+            self._rows = {}
+            self._complete = count <= PRELOAD_ROWS
+            if self._complete:
+                self._rows = {
+                    (row[0], row[1]): row[2:]
+                    for row in self.db.execute(
+                        "SELECT dev, ino, size, mtime_ns, ctime_ns, rules_id, path, objects"
+                        " FROM files"
+                    )
+                }
+        rows = self._rows
+        if not self._complete:
+            rows = {}
+            for start in range(0, len(entries), 400):
+                chunk = entries[start : start + 400]
+                marks = ",".join("(?,?)" for _ in chunk)
+                args = [v for e in chunk for v in (e.dev, e.ino)]
+                for row in self.db.execute(
+                    "SELECT dev, ino, size, mtime_ns, ctime_ns, rules_id, path, objects FROM files"
+                    f" WHERE (dev, ino) IN (VALUES {marks})",
+                    args,
+                ):
+                    rows[(row[0], row[1])] = row[2:]
+        return [self._decode(entry, rows.get((entry.dev, entry.ino))) for entry in entries]
 
     def get(self, entry: FileEntry) -> list[ObjectScan] | None:
         return self.get_many([entry])[0]
@@ -73,10 +92,17 @@ class ScanCache:
             self.rules_id,
         ):
             return None
-        try:
-            records = [ObjectScan(**o) for o in json.loads(str(objects))]
-        except (ValueError, TypeError):
-            return None
+        text = str(objects)
+        if text.startswith("H:"):
+            # The common case, a plain file with no YARA hit: its three digests, no JSON.
+            md5, sha1, sha256 = text[2:].split(":")
+            records = [ObjectScan(entry.path, entry.size, md5, sha1, sha256)]
+            path = entry.path
+        else:
+            try:
+                records = [ObjectScan(**o) for o in json.loads(text)]
+            except (ValueError, TypeError):
+                return None
         if any(rec.sha256 and not getattr(rec, k) for rec in records for k in self.hash_fields):
             return None  # cached before a hash list needed this hash type
         old = str(path)
@@ -89,7 +115,11 @@ class ScanCache:
     def put(self, entry: FileEntry, objects: list[ObjectScan]) -> None:
         if any(o.error for o in objects):
             return  # never remember a failed read as clean
-        blob = json.dumps([_compact(o) for o in objects], separators=(",", ":"))
+        top = objects[0]
+        if len(objects) == 1 and not (top.yara or top.problem):
+            blob = f"H:{top.md5}:{top.sha1}:{top.sha256}"
+        else:
+            blob = json.dumps([_compact(o) for o in objects], separators=(",", ":"))
         self._pending.append(
             (entry.dev, entry.ino, entry.size, entry.mtime_ns, entry.ctime_ns,
              self.rules_id, entry.path, blob)

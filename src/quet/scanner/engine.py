@@ -80,6 +80,7 @@ class Scan:
         self.result = ScanResult(paths=list(options.paths), signatures=sigs.summary())
         self._infected: dict[str, str] = {}  # top-level path -> sha256, for quarantine
         self.cache: ScanCache | None = None
+        self.executor: cf.ProcessPoolExecutor | None = None
         needed = sigs.hashes.types()
         self.config = WorkerConfig(
             rules_blob=str(sigs.rules.blob_path) if sigs.rules.blob_path else None,
@@ -95,35 +96,31 @@ class Scan:
     # -- the whole run -------------------------------------------------------------------------
     def run(self) -> ScanResult:
         t0 = time.perf_counter()
-        executor = None
         try:
             entries = self._count() if self.options.paths else []
             big = sum(e.size for e in entries)
             if self.options.use_cache:
                 path = self.options.cache_path or paths.cache_dir() / "scan-cache.sqlite"
                 self.cache = ScanCache(path, self.sigs.rules.identity, self.hash_fields)
-            jobs = self.options.jobs or os.cpu_count() or 1
-            if jobs > 1 and len(entries) > BATCH_FILES:
-                executor = self._pool(jobs)
             self.progress.start(len(entries), big)
-            self._scan_entries(entries, executor)
+            self._scan_entries(entries)
             if self.options.processes:
                 self.progress.phase("processes")
-                self._scan_processes(executor)
+                self._scan_processes()
             if self.options.persistence:
                 self.progress.phase("persistence")
-                self._scan_persistence(executor)
+                self._scan_persistence()
             if self.options.quarantine and self._infected:
                 self.progress.phase("quarantine")
                 self._quarantine()
         except KeyboardInterrupt:
             self.result.interrupted = True
-            if executor is not None:
-                _kill_pool(executor)
-                executor = None
+            if self.executor is not None:
+                _kill_pool(self.executor)
+                self.executor = None
         finally:
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
+            if self.executor is not None:
+                self.executor.shutdown(wait=True, cancel_futures=True)
             if self.cache is not None:
                 self.cache.close()
             self.result.finished = now_iso()
@@ -166,7 +163,7 @@ class Scan:
             self.result.errors.append({"path": path, "error": why})
 
     # -- files -----------------------------------------------------------------------------------
-    def _scan_entries(self, entries: list[FileEntry], executor: cf.Executor | None) -> None:
+    def _scan_entries(self, entries: list[FileEntry]) -> None:
         todo: list[FileEntry] = []
         for start in range(0, len(entries), 2000):
             chunk = entries[start : start + 2000]
@@ -175,6 +172,11 @@ class Scan:
             todo += [e for e, objs in zip(chunk, cached, strict=True) if objs is None]
             self.result.files_cached += len(hits)
             self._accept_many(hits, from_cache=True)
+        jobs = self.options.jobs or os.cpu_count() or 1
+        if self.executor is None and jobs > 1 and len(todo) > BATCH_FILES:
+            # Only now: a rescan of an unchanged disk never starts a worker.
+            self.executor = self._pool(jobs)
+        executor = self.executor
         if executor is None:
             local = Worker(self.config, self.sigs.rules.rules)
             for batch in _batches(todo):
@@ -234,7 +236,7 @@ class Scan:
         self.progress.found(finding)
 
     # -- processes and persistence ---------------------------------------------------------------
-    def _scan_processes(self, executor: cf.Executor | None) -> None:
+    def _scan_processes(self) -> None:
         procs, errors = processes.list_processes()
         self.result.processes_scanned = len(procs)
         for note in errors[:50]:
@@ -243,9 +245,9 @@ class Scan:
             procs, self.sigs.filenames, self.sigs.c2_ips, verdict.FILENAME_MIN_SCORE
         ):
             self._add(finding)
-        self._scan_extra(processes.executables(procs), executor)
+        self._scan_extra(processes.executables(procs))
 
-    def _scan_persistence(self, executor: cf.Executor | None) -> None:
+    def _scan_persistence(self) -> None:
         entries, errors = persistence.linux_entries(self.options.persistence_root)
         if os.name == "nt":  # pragma: no cover - exercised on Windows only
             from quet.scanner import persistence_windows
@@ -264,9 +266,9 @@ class Scan:
             verdict.FILENAME_MIN_SCORE,
         ):
             self._add(finding)
-        self._scan_extra(persistence.targets(entries), executor)
+        self._scan_extra(persistence.targets(entries))
 
-    def _scan_extra(self, files: list[str], executor: cf.Executor | None) -> None:
+    def _scan_extra(self, files: list[str]) -> None:
         """Scan executables that processes or persistence entries point at, once each."""
         seen = {f["path"] for f in self.result.too_large}
         entries = []
@@ -284,7 +286,7 @@ class Scan:
                 FileEntry(path, st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns,
                           st.st_ctime_ns, st.st_uid)
             )  # fmt: skip
-        self._scan_entries(entries, executor)
+        self._scan_entries(entries)
 
     # -- quarantine ------------------------------------------------------------------------------
     def _quarantine(self) -> None:

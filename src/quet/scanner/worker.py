@@ -21,7 +21,7 @@ from quet.indicators import yararules
 from quet.scanner import archives
 from quet.scanner.result import ObjectScan
 
-INLINE_MAX = 16 * 2**20  # files up to this size are read into memory in one read; larger are mapped
+INLINE_MAX = 2**20  # up to this size a file is read in one read; larger ones are memory-mapped
 YARA_TIMEOUT = 60  # seconds per object
 
 
