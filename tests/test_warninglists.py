@@ -186,3 +186,100 @@ def test_arbitrary_files_never_raise(tmp_path: Path, text: str, probe: tuple[str
         assert len(issues) >= 1 and all(i.path == str(path) for i in issues.issues)
     result = wls.match(make(*probe))
     assert result in (None, "x")
+
+
+# -- the merged plans agree with the plain list-by-list walk ------------------------------
+
+PROBES = [
+    ("ipv4", "10.200.3.4"), ("ipv4", "104.155.11.149"), ("ipv4", "239.1.2.3"),
+    ("ipv4", "8.8.8.8"), ("ipv4", "192.0.2.9"), ("ipv6", "2001:4860:4860::8888"),
+    ("ipv6", "::ffff:192.168.1.1"), ("ipv6", "2001:db8::1"), ("cidr", "10.1.0.0/16"),
+    ("cidr", "10.0.0.0/7"), ("cidr", "2001:db8::/48"), ("domain", "a.b.bit.ly"),
+    ("domain", "google.com"), ("domain", "checkip.dyndns.org"), ("domain", "com"),
+    ("domain", "download.windowsupdate.com"), ("md5", "d41d8cd98f00b204e9800998ecf8427e"),
+    ("sha1", "da39a3ee5e6b4b0d3255bfef95601890afd80709"), ("url", "https://bit.ly/3xYz"),
+    ("url", "http://192.168.1.1:8080/admin"), ("url", "http://[2001:4860:4860::8888]/"),
+    ("url", "HTTPS://CDN.Foo.test/x"), ("url", "http://u:p@10.0.0.1/"), ("url", "bit.ly/x"),
+    ("url", "http://x.test/wp-content/plugins/akismet/a.js"), ("url", "http://[::1/"),
+]  # fmt: skip
+
+
+def test_merged_plans_agree_with_the_walk_on_real_lists() -> None:
+    wls = WarninglistSet.load([DATA], IssueLog())
+    answers = []
+    for kind, value in PROBES:
+        ind = Indicator(IndicatorType(kind), value)
+        answers.append(wls.match(ind))
+        assert answers[-1] == wls._match_each(ind), value
+    assert sum(a is not None for a in answers) == 20
+    # Raw (not normalised) values go the slow way and still agree.
+    for kind, value in [("ipv4", " 10.0.0.1 "), ("domain", "A.Bit.LY."), ("url", "bit.ly/x")]:
+        ind = Indicator(IndicatorType(kind), value)
+        assert wls.match(ind) == wls._match_each(ind) is not None
+
+
+ENTRIES = {
+    "cidr": ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "192.0.2.0/24", "2001:db8::/32",
+             "2001:db8::/64", "0.0.0.0/0", "::ffff:10.9.0.0/112", "10.1.2.3"],
+    "hostname": ["evil.com", "a.evil.com", "com", "10.1.2.3", "*.bit.ly", "2001:db8::1"],
+    "string": ["evil.com", "10.1.2.3", "http://evil.com/", "D41D8CD98F00B204E9800998ECF8427E",
+               "2001:DB8::1", "com"],
+    "substring": ["evil", "10.1", "/x"],
+    "regex": [r"^a\.", r"/EVIL/i", r"\d+$"],
+}  # fmt: skip
+ATTRS = ["ip-src", "domain", "hostname", "url", "md5", "domain|ip", "email", "filename|md5"]
+VALUES = st.sampled_from(
+    [
+        ("ipv4", "10.1.2.3"), ("ipv4", "10.2.0.1"), ("ipv4", "192.0.2.1"), ("ipv4", "1.1.1.1"),
+        ("ipv6", "2001:db8::1"), ("ipv6", "2001:db8:1::1"), ("ipv6", "::ffff:10.9.1.1"),
+        ("cidr", "10.1.0.0/16"), ("cidr", "10.0.0.0/7"), ("cidr", "2001:db8::/40"),
+        ("domain", "evil.com"), ("domain", "x.a.evil.com"), ("domain", "b.evil.net"),
+        ("domain", "a.b.bit.ly"), ("url", "http://evil.com/"), ("url", "http://10.1.2.3/x"),
+        ("url", "https://x.a.evil.com:8443/p?q=1"), ("url", "http://[2001:db8::1]/"),
+        ("url", "http://b.bit.ly/y1"), ("md5", "d41d8cd98f00b204e9800998ecf8427e"),
+        ("md5", "0" * 32),
+    ]
+)  # fmt: skip
+LISTS = st.lists(
+    st.builds(
+        lambda kind, attrs, picks: (kind, attrs, picks),
+        st.sampled_from(sorted(ENTRIES)),
+        st.lists(st.sampled_from(ATTRS), max_size=3, unique=True),
+        st.lists(st.integers(0, 8), min_size=1, max_size=4),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(LISTS, st.lists(VALUES, min_size=1, max_size=10))
+def test_merged_plans_agree_with_the_walk(
+    spec: list[tuple[str, list[str], list[int]]], values: list[tuple[str, str]]
+) -> None:
+    lists = [
+        Warninglist(f"l{i}", "", kind, tuple(attrs), [ENTRIES[kind][p % len(ENTRIES[kind])] for p in picks])
+        for i, (kind, attrs, picks) in enumerate(spec)
+    ]
+    wls = WarninglistSet(lists)
+    for kind, value in values:
+        ind = make(kind, value)
+        assert wls.match(ind) == wls._match_each(ind), (kind, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            lambda scheme, host, rest: f"{scheme}://{host}{rest}",
+            st.sampled_from(["http", "HTTPS", "h-x+y.z", "1x", "ht tp"]),
+            st.text(alphabet="aB9.-:@[]%_ \t\u00e9", max_size=20),
+            st.sampled_from(["", "/", "/p?q", "?x", "#f", ":80/", "\n/"]),
+        ),
+    )
+)
+def test_fast_url_host_agrees_with_urlsplit(url: str) -> None:
+    from quet.indicators.warninglists import _fast_url_host, _url_host
+
+    assert _fast_url_host(url) == _url_host(url)

@@ -14,6 +14,13 @@ import inflate64
 
 from quet.scanner.archives.common import CHUNK, ArchiveLimits, check_ratio
 
+try:  # ISA-L inflates ~2.5x faster than zlib (x86-64, arm64), with the same API
+    from isal import isal_zlib as _inflate
+except ImportError:  # pragma: no cover - optional speed-up
+    _inflate = zlib  # type: ignore[misc]
+
+_ZLIB_TYPES = (type(zlib.decompressobj()), type(_inflate.decompressobj()))
+
 XZ_MAGIC = b"\xfd7zXZ\x00"
 _STREAM_MAGICS = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": XZ_MAGIC}
 _PEEK_INPUT = 1 << 20  # bzip2 emits nothing before a whole block: feed at most this much to peek
@@ -90,11 +97,11 @@ class Inflater:
     def _new(self) -> Any:
         codec = self.codec
         if codec == "deflate":
-            return zlib.decompressobj(-15)
+            return _inflate.decompressobj(-15)
         if codec == "deflate64":
             return _Deflate64()
         if codec == "gzip":
-            return zlib.decompressobj(31)
+            return _inflate.decompressobj(31)
         if codec in ("bzip2", "zip-bzip2"):
             return bz2.BZ2Decompressor()
         if codec == "xz":
@@ -123,7 +130,7 @@ class Inflater:
         n = max(1, min(n, CHUNK))
         while not self.done:
             dec = self.dec
-            if isinstance(dec, type(zlib.decompressobj())):
+            if isinstance(dec, _ZLIB_TYPES):
                 data = dec.unconsumed_tail or self._feed()
                 starved = not data
                 out = dec.decompress(data, n)
