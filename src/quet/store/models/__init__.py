@@ -1,6 +1,8 @@
 """The store's SQLAlchemy models; importing this registers every table on Base.metadata."""
 
 from quet.store.models.base import Base, UTCDateTime
+from quet.store.models.campaign import Campaign, Participation, Phase
+from quet.store.models.device import Device, EnrollmentToken, FindingRow, ScanReport
 from quet.store.models.intel import (
     ImportRunRow,
     IndicatorRow,
@@ -11,14 +13,31 @@ from quet.store.models.intel import (
     indicators,
     sightings,
 )
+from quet.store.models.org import Organisation, OrgAsn, OrgDomain, OrgNetwork
+from quet.store.models.people import ApiToken, AuditEntry, LoginSession, User
 
 __all__ = [
+    "ApiToken",
+    "AuditEntry",
     "Base",
+    "Campaign",
+    "Device",
+    "EnrollmentToken",
+    "FindingRow",
     "ImportRunRow",
     "IndicatorRow",
     "IndicatorSourceRow",
+    "LoginSession",
+    "OrgAsn",
+    "OrgDomain",
+    "OrgNetwork",
+    "Organisation",
+    "Participation",
+    "Phase",
+    "ScanReport",
     "SightingRow",
     "UTCDateTime",
+    "User",
     "import_runs",
     "indicator_sources",
     "indicators",

@@ -1,0 +1,1 @@
+"""The campaign server: FastAPI app, API routers, web pages and services."""

@@ -1,0 +1,1 @@
+"""Server-rendered web pages: templates, static assets, charts and UI strings."""
