@@ -37,6 +37,12 @@ def _scan() -> None:
     scan.register(app)
 
 
+def _server() -> None:
+    from quet.cli import server
+
+    server.register(app)
+
+
 def _update() -> None:
     from quet.cli import update
 
@@ -66,6 +72,7 @@ COMMANDS: dict[str, Callable[[], None]] = {
         "bundle", "Gói nội dung cập nhật (TUF) / content bundles and the update repository."
     ),
     "update": _update,
+    "server": _server,
 }
 
 

@@ -1,5 +1,8 @@
 """IndicatorSet: a compiled, compact lookup over IP, CIDR, domain, URL and hash indicators —
-integers and 64-bit hashes in sorted numpy arrays, metadata de-duplicated in small tables."""
+integers and 64-bit hashes in sorted numpy arrays, metadata de-duplicated in small tables.
+
+Domains and URLs are kept as 64-bit hashes, not text: a name crafted to collide with a listed
+one is reported as a hit (a false positive at worst; by chance about n/2^64 per lookup)."""
 
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from quet.indicators.model import (
 
 T = IndicatorType
 Array = npt.NDArray[Any]
-FORMAT = 1
+FORMAT = 2  # 2: domains hashed with domain_hash (1: xxhash64)
 # Table order fixes the global numbering that batch lookups return.
 TABLES = ("v4", "v6", "c4", "c6", "dom", "url", "md5", "sha1", "sha256")
 _HASH_TABLES = {T.MD5: ("md5", 16), T.SHA1: ("sha1", 20), T.SHA256: ("sha256", 32)}
@@ -47,6 +50,19 @@ _KEY_DTYPE = {
 _META_FIELDS = ("name", "family", "source", "campaign", "tags")
 _h64 = xxhash.xxh64_intdigest
 _NOT_A_NAME = re.compile(r"[/:\[\]\s@]")
+# What domain_key would change in an ASCII name (str.strip's ASCII whitespace, "*.", a trailing
+# dot): a batch free of these is normalised by lower() alone.
+_NEEDS_KEY = re.compile(r"[\t\x0b\x0c\r\x1c-\x1f *]|\.(?:\n|\Z)")
+
+# The domain hash: a polynomial hash over the name's bytes read backwards (the top label
+# first), h = h * P + byte mod 2^64, then a final mix. Read backwards, every label suffix of a
+# name is a prefix, so one pass yields all of them; and the polynomial form is a cumulative sum
+# (sum of byte * P^-k, rescaled by P^i), which numpy computes for a whole batch at once.
+_M64 = (1 << 64) - 1
+_P = 0x9E3779B97F4A7C15  # odd, so invertible mod 2^64
+_P_INV = pow(_P, -1, 1 << 64)
+_MIX = 0xBF58476D1CE4E5B9
+_powers: list[Array] = [np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64)]
 
 
 def domain_key(name: str) -> str:
@@ -58,6 +74,117 @@ def domain_key(name: str) -> str:
         except UnicodeError:
             return ""
     return v
+
+
+def _mix(h: int) -> int:
+    h ^= h >> 31
+    h = (h * _MIX) & _M64
+    return h ^ (h >> 29)
+
+
+def _mix_array(h: Array) -> Array:
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(_MIX)
+    h ^= h >> np.uint64(29)
+    return h
+
+
+def domain_hash(key: str) -> int:
+    """The stored hash of a domain key (see domain_key)."""
+    h = 0
+    for byte in reversed(key.encode("utf-8", "surrogatepass")):
+        h = (h * _P + byte) & _M64
+    return _mix(h)
+
+
+def _suffix_hashes(key: str) -> list[int]:
+    """domain_hash of every label suffix of two labels or more, most specific first."""
+    raw = key.encode("utf-8", "surrogatepass")[::-1]
+    out: list[int] = []
+    h = 0
+    dotted = False
+    last = len(raw) - 1
+    for i, byte in enumerate(raw):
+        h = (h * _P + byte) & _M64
+        dotted = dotted or byte == 46
+        if dotted and (i == last or raw[i + 1] == 46):
+            out.append(_mix(h))
+    return out[::-1]
+
+
+def _power_tables(n: int) -> tuple[Array, Array]:
+    """P^k and P^-k mod 2^64 for k < n (at least), grown on demand and kept."""
+    if len(_powers[0]) < n:
+        size = max(n, 2 * len(_powers[0]), 1 << 16)
+        for i, base in enumerate((_P, _P_INV)):
+            table = np.full(size, base, dtype=np.uint64)
+            table[0] = 1
+            _powers[i] = np.multiply.accumulate(table)  # wraps mod 2^64, as wanted
+    return _powers[0], _powers[1]
+
+
+def _fold(rev: bytes) -> tuple[Array, Array, Array, Array]:
+    """For "\n"-joined names read backwards: the bytes, the separator positions, the start of
+    each name and the running sum S[i] = sum of byte_k * P^-k, from which the hash of bytes
+    s..i is P^i * (S[i] - S[s-1])."""
+    buf = np.frombuffer(rev, dtype=np.uint8)
+    seps = np.flatnonzero(buf == 10)
+    starts = np.empty(len(seps) + 1, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = seps + 1
+    _, inv = _power_tables(len(buf))
+    total = buf.astype(np.uint64)
+    total *= inv[: len(buf)]
+    np.cumsum(total, out=total)
+    return buf, seps, starts, total
+
+
+def _name_hashes(keys: list[str]) -> Array:
+    """domain_hash of every key, for a whole list at once."""
+    if not keys:
+        return np.empty(0, dtype=np.uint64)
+    rev = "\n".join(keys).encode("utf-8", "surrogatepass")[::-1]
+    buf, seps, starts, total = _fold(rev)
+    ends = np.empty(len(seps) + 1, dtype=np.int64)
+    ends[:-1] = seps - 1
+    ends[-1] = len(buf) - 1
+    base = np.zeros(len(ends), dtype=np.uint64)
+    base[1:] = total[seps]
+    pw, _ = _power_tables(len(buf))
+    last = np.maximum(ends, 0)
+    h = total[last] - base
+    h *= pw[last]
+    h[ends < starts] = 0  # an empty key: the hash of no bytes
+    return _mix_array(h)[::-1].copy()
+
+
+def _batch_suffixes(rev: bytes) -> tuple[Array, Array]:
+    """For "\n"-joined domain keys read backwards: the hash of every label suffix of two labels
+    or more, and the name (counted in `rev`'s order) each came from. Within a name the hashes
+    run from the least to the most specific suffix."""
+    buf, seps, starts, total = _fold(rev)
+    n = len(starts)
+    # A suffix ends (read backwards) where the next byte is a dot or the name's end.
+    at_end = np.empty(len(buf), dtype=bool)
+    if len(buf):
+        np.logical_or(buf[1:] == 46, buf[1:] == 10, out=at_end[:-1])
+        at_end[-1] = True
+        at_end &= buf != 10
+    pos = np.flatnonzero(at_end)
+    firsts = np.searchsorted(pos, starts)
+    counts = np.diff(firsts, append=len(pos))
+    name = np.repeat(np.arange(n, dtype=np.int64), counts)
+    # Each name's first suffix is its top label alone ("com"): never listed, so not looked up.
+    keep = np.ones(len(pos), dtype=bool)
+    keep[firsts[counts > 0]] = False
+    pos, name = pos[keep], name[keep]
+    base = np.zeros(n, dtype=np.uint64)
+    base[1:] = total[seps]
+    pw, _ = _power_tables(len(buf))
+    h = total[pos]
+    h -= base[name]
+    h *= pw[pos]
+    return _mix_array(h), name
 
 
 def _pack(value: int, width: int) -> bytes:
@@ -75,6 +202,7 @@ class _Builder:
             t: (bytearray() if _KEY_DTYPE[t].kind == "S" else array(_KEY_DTYPE[t].char))
             for t in TABLES
         }
+        self.domains: list[str] = []  # hashed together in finish(), a batch being much faster
         self.meta: dict[str, array[int]] = {t: array("I") for t in TABLES}
         self.plen: dict[str, array[int]] = {"c4": array("B"), "c6": array("B")}
         self.skipped = 0
@@ -99,7 +227,10 @@ class _Builder:
             i = self.metas[key] = len(self.metas)
         return i
 
-    def _put(self, table: str, key: int | bytes) -> None:
+    def _put(self, table: str, key: int | bytes | str) -> None:
+        if isinstance(key, str):
+            self.domains.append(key)
+            return
         buf = self.keys[table]
         if isinstance(buf, bytearray):
             assert isinstance(key, bytes)
@@ -125,7 +256,7 @@ class _Builder:
         if plen is not None:
             self.plen[table].append(plen)
 
-    def _place(self, ind: Indicator) -> tuple[str, int | bytes, int | None] | None:
+    def _place(self, ind: Indicator) -> tuple[str, int | bytes | str, int | None] | None:
         kind, value = ind.type, ind.value
         if kind is T.IPV4 or kind is T.IPV6:
             ip = ipaddress.ip_address(value.strip().strip("[]"))
@@ -146,7 +277,9 @@ class _Builder:
             key = domain_key(value)
             if "." not in key:
                 raise ValueError(f"a domain needs two labels or more: {value[:80]!r}")
-            return "dom", _h64(key.encode()), None
+            if "\n" in key:
+                raise ValueError(f"not a domain name: {value[:80]!r}")
+            return "dom", key, None
         if kind is T.URL:
             return "url", _h64(normalise_url(value).encode()), None
         if kind in _HASH_TABLES:
@@ -167,7 +300,10 @@ class _Builder:
         a["str_blob"] = np.frombuffer(b"".join(blobs), dtype=np.uint8).copy()
         a["str_off"] = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
         for t in TABLES:
-            keys = np.frombuffer(self.keys[t], dtype=_KEY_DTYPE[t]).copy()
+            if t == "dom":
+                keys = _name_hashes(self.domains)
+            else:
+                keys = np.frombuffer(self.keys[t], dtype=_KEY_DTYPE[t]).copy()
             meta = np.frombuffer(self.meta[t], dtype=np.uint32).copy()
             conf = a["meta_conf"][meta].astype(np.int16) if len(meta) else meta
             if t in self.plen:

@@ -6,6 +6,7 @@ organisation back; nothing raises because one organisation's server is down.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -239,11 +240,32 @@ def _connect(smtp: SmtpSettings) -> smtplib.SMTP:
             conn.starttls(context=context)
             conn.ehlo()
         if smtp.username:
-            conn.login(smtp.username, smtp.password)
+            _login(conn, smtp.username, smtp.password)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _login(conn: smtplib.SMTP, username: str, password: str) -> None:
+    if username.isascii() and password.isascii():
+        conn.login(username, password)
+        return
+    # smtplib encodes credentials as ASCII; AUTH PLAIN is defined over UTF-8 (RFC 4616).
+    if "plain" not in conn.esmtp_features.get("auth", "").lower().split():
+        raise smtplib.SMTPNotSupportedError("non-ASCII credentials need AUTH PLAIN")
+    token = b"\0" + username.encode() + b"\0" + password.encode()
+    code, reply = conn.docmd("AUTH", "PLAIN " + base64.b64encode(token).decode("ascii"))
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+
+def _hopeless(exc: Exception) -> bool:
+    """A connection failure that retrying cannot fix: fix the settings instead."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError):
+        return True
+    # smtplib raises the bare base class for "no suitable authentication method".
+    return type(exc) is smtplib.SMTPException or isinstance(exc, ssl.SSLCertVerificationError)
 
 
 def _close(conn: smtplib.SMTP | None) -> None:
@@ -308,11 +330,13 @@ def send_email(
                 if conn is None:
                     try:
                         conn = _connect(smtp)
-                    except smtplib.SMTPAuthenticationError as exc:
-                        unreachable = f"SMTP login to {where} refused: {exc.smtp_code}"
-                        out.append(Delivery(notice.org_code, "email", False, unreachable, attempt))
-                        break
                     except (OSError, smtplib.SMTPException) as exc:
+                        if _hopeless(exc):
+                            unreachable = f"SMTP server {where} refused us: {_smtp_failure(exc)[0]}"
+                            out.append(
+                                Delivery(notice.org_code, "email", False, unreachable, attempt)
+                            )
+                            break
                         if attempt <= retries:
                             time.sleep(backoff * attempt)
                             continue

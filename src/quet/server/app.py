@@ -1,0 +1,69 @@
+"""The FastAPI application: database (migrated at start), API, web pages, static assets."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from quet import __version__
+from quet.server import api
+from quet.server.db import Database
+from quet.server.services import orgs, users
+from quet.server.settings import Settings
+
+STATIC = Path(__file__).parent / "web" / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.db.dispose()
+
+    app = FastAPI(
+        title="Quét",
+        version=__version__,
+        description="Quét campaign server: organisations, campaigns, agents, scan results.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings.resolved_database_url())
+    app.state.first_password = bootstrap(app.state.db, settings)
+    app.include_router(api.router())
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _include_pages(app)
+    return app
+
+
+def bootstrap(db: Database, settings: Settings) -> str | None:
+    """This server's own organisation and, on the first start, an administrator."""
+    with db.sessions() as session:
+        root = orgs.root(session)
+        if root is None:
+            root = orgs.create(session, settings.org_code, settings.org_name, "national")
+        password = users.ensure_admin(session, root)
+        session.commit()
+    return password
+
+
+def _include_pages(app: FastAPI) -> None:
+    try:
+        pages = importlib.import_module("quet.server.web.pages")
+    except ModuleNotFoundError:
+        return
+    for mod in sorted(m.name for m in pkgutil.iter_modules(pages.__path__)):
+        module = importlib.import_module(f"{pages.__name__}.{mod}")
+        router = getattr(module, "router", None)
+        if router is not None:
+            app.include_router(router)
