@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quet.errors import InputError
 from quet.server.notify import (
@@ -188,7 +190,9 @@ def test_send_email_delivers_vietnamese_over_one_connection(
     assert "Xác nhận đã nhận" in html_part(msg)
     # Seven-bit on the wire: the diacritics survive any relay, not only 8BITMIME ones.
     assert all(p["Content-Transfer-Encoding"] == "quoted-printable" for p in msg.iter_parts())
-    assert plain(handler.received[2].message).startswith("Kính gửi Sở Khoa học và Công nghệ Đà Nẵng")
+    assert plain(handler.received[2].message).startswith(
+        "Kính gửi Sở Khoa học và Công nghệ Đà Nẵng"
+    )
     assert len({r.message["Message-ID"] for r in handler.received}) == 3
 
 
@@ -266,6 +270,7 @@ def test_bad_notice_fails_alone(smtp_server: tuple[Collector, SmtpSettings]) -> 
     assert len(handler.received) == 1
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_smtp_login() -> None:
     def authenticator(
         server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
@@ -274,7 +279,7 @@ def test_smtp_login() -> None:
             b"quet",
             b"m\xe1\xba\xadt kh\xe1\xba\xa9u",  # "mật khẩu" in UTF-8
         )
-        return AuthResult(success=good)
+        return AuthResult(success=good, handled=False)
 
     handler = Collector()
     port = free_port()
@@ -324,10 +329,32 @@ def test_sign_and_verify_roundtrip() -> None:
 
 
 @pytest.mark.parametrize(
-    "header", ["", "garbage", "t=abc,v1=00", "v1=00", "t=1767571200", "t=1,t=2,v1=00", "t=-5,v1=0"]
+    "header",
+    [
+        "",
+        "garbage",
+        "t=abc,v1=00",
+        "v1=00",
+        "t=1767571200",
+        "t=1,t=2,v1=00",
+        "t=-5,v1=0",
+        "t=²,v1=00",
+    ],
 )
 def test_verify_rejects_malformed_headers(header: str) -> None:
     assert not verify_webhook(b"{}", header, SECRET, now=1_767_571_200)
+
+
+@given(st.binary(max_size=256), st.text(min_size=1, max_size=40), st.integers(0, 2**40))
+def test_sign_verify_property(body: bytes, secret: str, ts: int) -> None:
+    header = sign_webhook(body, secret, ts)
+    assert verify_webhook(body, header, secret, now=ts)
+    assert not verify_webhook(body + b"x", header, secret, now=ts)
+
+
+@given(st.text(max_size=200), st.binary(max_size=64))
+def test_verify_never_raises_on_any_header(header: str, body: bytes) -> None:
+    assert verify_webhook(body, header, SECRET, now=0) in (True, False)
 
 
 # --- webhooks against a real HTTP server --------------------------------------------------------

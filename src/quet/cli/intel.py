@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from quet.errors import InputError
+from quet.errors import InputError, QuetError
 from quet.i18n import register as tr
 from quet.i18n import t
 from quet.indicators import formats
@@ -37,6 +37,7 @@ tr("intel.suppressed", "Bị danh sách cảnh báo lọc bỏ (vài ví dụ):"
 tr("intel.rejected", "Dòng không đọc được (vài ví dụ):", "Lines that could not be read (first few):")  # fmt: skip
 tr("intel.nothing", "Không đọc được chỉ báo nào.", "No indicator could be read.")
 tr("intel.missing", "Không có tệp/thư mục: {path}", "No such file or folder: {path}")
+tr("intel.lookup_suppressed", "{value} nằm trong danh sách cảnh báo «{name}» (giá trị vô hại): không tính là trúng. Dùng --no-warninglists để xem.", "{value} is on the warning list “{name}” (known benign): not a hit. Use --no-warninglists to see it.")  # fmt: skip
 tr("intel.nowl", "Không có danh sách cảnh báo (warninglists): không lọc.", "No warning lists available: nothing filtered.")  # fmt: skip
 tr("intel.exported", "Đã ghi {n} chỉ báo vào {path} (định dạng {fmt})", "Wrote {n} indicator(s) to {path} ({fmt})")  # fmt: skip
 tr("intel.notfound", "Không tìm thấy {value} trong kho chỉ báo.", "{value} is not in the intel store.")  # fmt: skip
@@ -262,12 +263,27 @@ def stats_cmd(as_json: JsonOpt = False, db: DbOpt = None) -> None:
     out.print(t("intel.expiring", n=f"{data['expiring_7d']:,}"))
 
 
+def _on_warninglist(value: str) -> str | None:
+    """The warning list that marks `value` as known-benign, if any."""
+    from quet.indicators.model import guess
+    from quet.indicators.warninglists import WarninglistSet
+
+    try:
+        kind, norm = guess(value)
+    except QuetError:
+        return None
+    return WarninglistSet.default().match(Indicator(kind, norm))
+
+
 @app.command("lookup", help="Tra cứu một giá trị / look a value up (IP, domain, URL, hash).")
 def lookup_cmd(
     value: Annotated[str, typer.Argument(help="IP, CIDR, tên miền, URL, hash")],
     as_json: JsonOpt = False,
     all_: Annotated[
         bool, typer.Option("--all", help="cả chỉ báo hết hạn/nhầm / include expired, FPs")
+    ] = False,
+    no_warninglists: Annotated[
+        bool, typer.Option("--no-warninglists", help="không lọc / do not suppress benign values")
     ] = False,
     db: DbOpt = None,
 ) -> None:
@@ -276,6 +292,11 @@ def lookup_cmd(
         records = intel.lookup(engine, value, include_inactive=all_)
     finally:
         engine.dispose()
+    suppressed = None if no_warninglists else _on_warninglist(value)
+    if suppressed and records:
+        # Match-time suppression: a known-benign value is never a hit, whatever a feed says.
+        err.print(t("intel.lookup_suppressed", value=escape(value), name=escape(suppressed)))
+        records = []
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in records], ensure_ascii=False, indent=2))
     elif records:
@@ -290,7 +311,7 @@ def lookup_cmd(
                 escape(ind.family), str(ind.confidence), escape(srcs),
             )  # fmt: skip
         out.print(table)
-    else:
+    elif not suppressed:
         err.print(t("intel.notfound", value=escape(value)))
     if not records:
         raise typer.Exit(1)

@@ -165,6 +165,12 @@ def register(app: typer.Typer) -> None:
             list[Path] | None,
             typer.Option("--iocs", help="Loki IOC files (hash, filename, C2) or CSV"),
         ] = None,
+        no_warninglists: Annotated[
+            bool,
+            typer.Option(
+                "--no-warninglists", help="Keep C2 addresses that warninglists call benign"
+            ),
+        ] = False,
         no_installed: Annotated[
             bool, typer.Option("--no-installed", help="Use only the signatures given here")
         ] = False,
@@ -233,7 +239,9 @@ def register(app: typer.Typer) -> None:
             raise InputError(t("scan.nothing"))
         console = Console(stderr=True)
         engine.warm_up()
-        sigs = signatures.load(rules, hashes, iocs, use_installed=not no_installed)
+        sigs = signatures.load(
+            rules, hashes, iocs, use_installed=not no_installed, warninglists=not no_warninglists
+        )
         limits = ArchiveLimits(
             max_depth=max_depth,
             max_files=max_files,

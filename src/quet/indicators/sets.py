@@ -406,11 +406,50 @@ def _sorted_find(keys: Array, queries: Array) -> tuple[Array, Array]:
     return order[hit], pos[hit]
 
 
+class _HashFilter:
+    """One bit per value of the top bits of the stored hashes (about 64 bits per hash), so that
+    most suffixes that are not listed are refused by one memory access, not a binary search."""
+
+    def __init__(self, keys: Array) -> None:
+        bits = max(10, min(32, len(keys).bit_length() + 6))
+        self.shift = np.uint64(64 - bits)
+        top = np.asarray(keys, dtype=np.uint64) >> self.shift
+        self.bits = np.zeros(1 << (bits - 3), dtype=np.uint8)
+        np.bitwise_or.at(self.bits, top >> np.uint64(3), (1 << (top & np.uint64(7))).astype(np.uint8))
+
+    def may_hold(self, hashes: Array) -> npt.NDArray[np.bool_]:
+        top = hashes >> self.shift
+        found = self.bits[top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)
+        return (found & np.uint8(1)).view(np.bool_)
+
+
+def _domain_blob(values: Sequence[str]) -> bytes:
+    """The domain_key of every name, joined by newlines (a name holding one counts as empty)."""
+    joined = "\n".join(values)
+    if joined.isascii() and joined.count("\n") == len(values) - 1 and not _NEEDS_KEY.search(joined):
+        return joined.lower().encode()  # already keys but for the case: two C calls in all
+    keys = [domain_key(name) for name in values]
+    return "\n".join(k if "\n" not in k else "" for k in keys).encode("utf-8", "surrogatepass")
+
+
+def _chunks(rev: bytes, size: int = 1 << 20) -> Iterable[tuple[int, int, int]]:
+    """(start, end, index of the first name) of pieces of about `size` bytes, cut at newlines:
+    the arrays of a piece stay in the CPU caches."""
+    lo = first = 0
+    while lo <= len(rev):
+        hi = rev.find(b"\n", lo + size)
+        if hi == -1:
+            hi = len(rev)
+        yield lo, hi, first
+        first += rev.count(b"\n", lo, hi) + 1
+        lo = hi + 1
+
+
 class IndicatorSet:
     """Compiled lookup over ipv4/ipv6/cidr/domain/url/md5/sha1/sha256 indicators.
 
-    Domains and URLs are kept as xxhash64 of their normalised text, so a hit returns the queried
-    suffix or URL as the indicator's value. Kept per indicator: type, value, name, family,
+    Domains are kept as domain_hash of their key and URLs as xxhash64 of their normalised text,
+    so a hit returns the queried suffix or URL as the indicator's value. Kept per indicator: type, value, name, family,
     source, campaign, tags and confidence (not the dates, size or line)."""
 
     def __init__(self, arrays: dict[str, Array], skipped: int = 0) -> None:
@@ -423,6 +462,7 @@ class IndicatorSet:
             total += len(arrays[f"{t}_keys"])
         self._total = total
         self._strs: dict[int, str] = {}
+        self._filter: _HashFilter | None = None  # built by the first domain batch
 
     @classmethod
     def build(cls, indicators: Iterable[Indicator], issues: IssueLog | None = None) -> IndicatorSet:
@@ -484,7 +524,7 @@ class IndicatorSet:
             addr = ipaddress.ip_address(int(key) if t == "c4" else _key_int(key))
             return T.CIDR, f"{addr}/{plen}"
         if t in ("dom", "url"):
-            return (T.DOMAIN if t == "dom" else T.URL), f"xxh64:{int(key):016x}"
+            return (T.DOMAIN if t == "dom" else T.URL), f"{t}-hash:{int(key):016x}"
         width = _KEY_DTYPE[t].itemsize
         return T(t), bytes(key).ljust(width, b"\0").hex()
 
@@ -581,7 +621,7 @@ class IndicatorSet:
         if not suffixes:
             return []
         keys = self._a["dom_keys"]
-        hashes = np.array([_h64(x.encode()) for x in suffixes], dtype=np.uint64)
+        hashes = np.array(_suffix_hashes(suffixes[0]), dtype=np.uint64)
         hits: list[Indicator] = []
         # One searchsorted for all suffixes: numpy's per-call cost dwarfs the search itself.
         for suffix, h, pos in zip(suffixes, hashes, np.searchsorted(keys, hashes), strict=True):
@@ -613,52 +653,35 @@ class IndicatorSet:
             res[~valid] = -1
         return res
 
-    def domain_hashes(self, values: Sequence[str]) -> tuple[Array, Array]:
-        """xxhash64 of every label suffix of two labels or more, most specific first, and how
-        many each name gave: the pure-Python half of a batch domain lookup."""
-        joined = "\n".join(values)
-        if joined.isascii() and joined.count("\n") == len(values) - 1:
-            # Lower-case and encode the whole batch in two C calls rather than two per name.
-            blobs = joined.lower().replace(".\n", "\n").encode().split(b"\n")
-            if values:
-                blobs[-1] = blobs[-1].rstrip(b".")
-        else:
-            blobs = [domain_key(name).encode() for name in values]
-        hashes: list[int] = []
-        counts: list[int] = []
-        put, count, h = hashes.append, counts.append, _h64
-        for b in blobs:
-            d = b.find(b".")
-            if d == -1:
-                count(0)
-                continue
-            put(h(b))
-            n = 1
-            e = b.find(b".", d + 1)
-            while e != -1:
-                put(h(b[d + 1 :]))
-                n += 1
-                d = e
-                e = b.find(b".", d + 1)
-            count(n)
-        return np.array(hashes, dtype=np.uint64), np.array(counts, dtype=np.int64)
-
     def lookup_domain_batch(self, values: Sequence[str]) -> npt.NDArray[np.int32]:
         """For each name: the global index of the indicator on its most specific listed label
         suffix (a.b.evil.com hits evil.com; michigan.org never higan.org), or -1."""
-        hashes, counts = self.domain_hashes(values)
-        res = np.full(len(counts), -1, dtype=np.int32)
-        where, rows = _sorted_find(self._a["dom_keys"], hashes)
-        if len(where):
-            owner = np.repeat(np.arange(len(counts)), counts)[where]
-            # Within a name, hash positions follow specificity: keep each name's first hit.
-            first = np.full(len(counts), len(hashes), dtype=np.int64)
-            np.minimum.at(first, owner, where)
-            row_at = np.empty(len(hashes), dtype=np.int64)
-            row_at[where] = rows
-            hit = first < len(hashes)
-            res[hit] = row_at[first[hit]] + self._offsets[TABLES.index("dom")]
+        n = len(values)
+        res = np.full(n, -1, dtype=np.int32)
+        keys = self._a["dom_keys"]
+        if not n or not len(keys):
+            return res
+        offset = self._offsets[TABLES.index("dom")]
+        filt = self._dom_filter()
+        rev = _domain_blob(values)[::-1]  # every name read backwards, and the names reversed
+        for lo, hi, first in _chunks(rev):
+            hashes, name = _batch_suffixes(rev[lo:hi])
+            maybe = np.flatnonzero(filt.may_hold(hashes))
+            q = hashes[maybe]
+            pos = np.searchsorted(keys, q)
+            pos[pos == len(keys)] = 0
+            hit = keys[pos] == q
+            owner, rows = name[maybe[hit]], pos[hit]
+            # Suffixes run from the least specific within a name: keep each name's last hit.
+            last = np.ones(len(owner), dtype=bool)
+            last[:-1] = owner[1:] != owner[:-1]
+            res[n - 1 - (first + owner[last])] = rows[last] + offset
         return res
+
+    def _dom_filter(self) -> _HashFilter:
+        if self._filter is None:
+            self._filter = _HashFilter(self._a["dom_keys"])
+        return self._filter
 
     # -- files -----------------------------------------------------------------------------
 
@@ -675,8 +698,13 @@ class IndicatorSet:
         except (OSError, zipfile.BadZipFile, ValueError) as exc:
             raise InputError(f"{path}: not a readable indicator set: {exc}") from exc
         needed = {"format", "str_blob", "str_off"} | {f"{t}_keys" for t in TABLES}
-        if not needed <= arrays.keys() or int(arrays["format"][0]) != FORMAT:
+        if not needed <= arrays.keys():
             raise InputError(f"{path}: not a Quét indicator set (format {FORMAT})")
+        if int(arrays["format"][0]) != FORMAT:
+            raise InputError(
+                f"{path}: an indicator set of format {int(arrays['format'][0])}, this Quét reads "
+                f"format {FORMAT}: build it again from the store"
+            )
         skipped = int(arrays.pop("skipped", np.zeros(1))[0])
         return cls(arrays, skipped)
 

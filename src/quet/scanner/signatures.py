@@ -16,8 +16,10 @@ from quet.indicators.filenames import FilenameMatcher
 from quet.indicators.hashes import HashSet
 from quet.indicators.model import HASH_TYPES, IndicatorType, IssueLog
 from quet.indicators.netsets import DomainSet, IPSet
+from quet.indicators.warninglists import WarninglistSet
 
 STARTER_DIR = Path(__file__).parent / "starter"
+C2_TYPES = (IndicatorType.IPV4, IndicatorType.IPV6, IndicatorType.CIDR, IndicatorType.DOMAIN)
 
 
 @dataclass
@@ -77,6 +79,7 @@ def load(
     iocs: list[Path] | None = None,
     use_installed: bool = True,
     cache_dir: Path | None = None,
+    warninglists: bool = True,
 ) -> SignatureSet:
     """Load the installed signatures (or the starter set when none) plus any given on the command line."""
     t0 = time.perf_counter()
@@ -101,7 +104,7 @@ def load(
     sigs = SignatureSet(rules=compiled, issues=issues, starter=starter)
     sigs.rule_sources = compiled.namespaces
     sigs.sources = list(dict.fromkeys(str(p) for p in rule_paths + data_paths))
-    _load_data(sigs, data_paths, cache_dir or paths.cache_dir())
+    _load_data(sigs, data_paths, cache_dir or paths.cache_dir(), warninglists)
     loaded = len(sigs.hashes) + len(sigs.filenames) + len(sigs.c2_ips) + len(sigs.c2_domains)
     if compiled.rules is None and not loaded:
         raise SignatureError(
@@ -112,9 +115,11 @@ def load(
     return sigs
 
 
-def _load_data(sigs: SignatureSet, data_paths: list[Path], cache_dir: Path) -> None:
+def _load_data(
+    sigs: SignatureSet, data_paths: list[Path], cache_dir: Path, warninglists: bool = True
+) -> None:
     """Hash lists and IOCs, from the compiled cache when no source file changed since."""
-    key = _data_key(data_paths)
+    key = _data_key(data_paths) + ("" if warninglists else "-nowl")
     blob = cache_dir / f"sigdata-{key}.pickle"
     if blob.exists():
         try:
@@ -128,6 +133,7 @@ def _load_data(sigs: SignatureSet, data_paths: list[Path], cache_dir: Path) -> N
         except Exception:
             blob.unlink(missing_ok=True)
     data_issues = IssueLog()
+    benign: WarninglistSet | None = None
     for p in data_paths:
         for ind in formats.read_path(p, data_issues):
             if ind.type in HASH_TYPES:
@@ -137,10 +143,15 @@ def _load_data(sigs: SignatureSet, data_paths: list[Path], cache_dir: Path) -> N
                     sigs.hashes.add(ind)
             elif ind.type is IndicatorType.FILENAME:
                 sigs.filenames.add(ind)
-            elif ind.type in (IndicatorType.IPV4, IndicatorType.IPV6, IndicatorType.CIDR):
-                sigs.c2_ips.add(ind)
-            elif ind.type is IndicatorType.DOMAIN:
-                sigs.c2_domains.add(ind)
+            elif ind.type in C2_TYPES:
+                if benign is None and warninglists:
+                    benign = WarninglistSet.default()
+                if benign is not None and benign.match(ind) is not None:
+                    continue  # known-benign (RFC 1918, public resolvers …): never a C2 hit
+                if ind.type is IndicatorType.DOMAIN:
+                    sigs.c2_domains.add(ind)
+                else:
+                    sigs.c2_ips.add(ind)
     sigs.hashes.freeze()
     sigs.filenames.freeze()
     sigs.c2_ips.freeze()

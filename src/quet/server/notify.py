@@ -392,7 +392,7 @@ def verify_webhook(
         if not sep:
             return False
         if key == "t":
-            if timestamp is not None or not value.isdigit():
+            if timestamp is not None or not (value.isascii() and value.isdigit()):
                 return False
             timestamp = int(value)
         elif key == "v1":

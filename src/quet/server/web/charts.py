@@ -60,9 +60,8 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     if hi < lo:
         lo, hi = hi, lo
     if hi == lo:
-        hi = lo + 1 if lo >= 0 else lo + abs(lo)
-        if hi == lo:
-            hi = lo + 1
+        # All values equal (often all zero): show a small whole-number range, not 0,25 steps.
+        hi = lo + max(abs(lo), 4.0)
     raw = (hi - lo) / max(count - 1, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
@@ -75,6 +74,13 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     if ticks[-1] < hi:
         ticks.append(round(v, 10))
     return ticks
+
+
+def _tick_labels(ticks: list[float], lang: str) -> list[str]:
+    """Labels with as many decimals as the step needs (0,25 steps keep two), no more."""
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    frac = f"{step:.6f}".rstrip("0").split(".")[1]
+    return [format_number(t, lang, len(frac)) for t in ticks]
 
 
 def _trim(label: str, limit: int) -> str:
@@ -174,7 +180,7 @@ def _bars_vertical(
     hi: float,
     ticks: list[float],
 ) -> None:
-    tick_text = [_num(t, lang) for t in ticks]
+    tick_text = _tick_labels(ticks, lang)
     left = 10 + CHAR_W * max(len(s) for s in tick_text)
     slot = (width - left - 8) / len(nums)
     rotate = slot < 64
@@ -251,12 +257,12 @@ def _bars_horizontal(
         return label_w + plot_w * (v - lo) / (hi - lo)
 
     parts.append('<g class="grid">')
-    for t in ticks:
+    for t, s in zip(ticks, _tick_labels(ticks, lang), strict=True):
         parts.append(
             f'<line x1="{_f(x(t))}" x2="{_f(x(t))}" y1="{_f(top)}" y2="{_f(height - 20)}" '
             f'stroke="{GRID if t else AXIS}"/>'
             f'<text x="{_f(x(t))}" y="{_f(height - 6)}" text-anchor="middle" fill="{MUTED}">'
-            f"{_num(t, lang)}</text>"
+            f"{s}</text>"
         )
     parts.append("</g><g class=\"bars\">")
     base = x(0.0)
@@ -328,7 +334,7 @@ def line_chart(
     all_v = [v for pts in clean.values() for _, v in pts]
     ticks = nice_ticks(min(0.0, *all_v), max(all_v))
     lo, hi = ticks[0], ticks[-1]
-    tick_text = [_num(t, lang) for t in ticks]
+    tick_text = _tick_labels(ticks, lang)
     desc = "; ".join(
         f"{name}: " + ", ".join(f"{_x_label(x, lang, False)} = {_num(v, lang)}" for x, v in pts)
         for name, pts in clean.items()

@@ -15,6 +15,7 @@ from quet.store.models.intel import (
 )
 from quet.store.models.org import Organisation, OrgAsn, OrgDomain, OrgNetwork
 from quet.store.models.people import ApiToken, AuditEntry, LoginSession, User
+from quet.store.models.sharing import OrgRollup, SharingPeer, ShareReceipt
 
 __all__ = [
     "ApiToken",
@@ -31,10 +32,13 @@ __all__ = [
     "OrgAsn",
     "OrgDomain",
     "OrgNetwork",
+    "OrgRollup",
     "Organisation",
     "Participation",
     "Phase",
     "ScanReport",
+    "ShareReceipt",
+    "SharingPeer",
     "SightingRow",
     "UTCDateTime",
     "User",
