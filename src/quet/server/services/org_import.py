@@ -141,13 +141,31 @@ def apply_record(org: Organisation, rec: OrgRecord) -> list[str]:
         if getattr(org, name) != value:
             setattr(org, name, value)
             changed.append(name)
-    if sorted(n.cidr for n in org.networks) != sorted(rec.ip_ranges):
-        orgs.set_networks(org, rec.ip_ranges)
-        changed.append("ip_ranges")
-    if sorted(d.domain for d in org.domains) != sorted(set(rec.domains)):
-        org.domains = [OrgDomain(domain=d) for d in dict.fromkeys(rec.domains)]
-        changed.append("domains")
-    if sorted(a.asn for a in org.asns) != sorted(set(rec.asns)):
-        org.asns = [OrgAsn(asn=a) for a in dict.fromkeys(rec.asns)]
-        changed.append("asns")
+    if set_owned(org, rec.ip_ranges, rec.domains, rec.asns):
+        changed.append("networks")
+    return changed
+
+
+def set_owned(
+    org: Organisation,
+    ip_ranges: list[str] | None = None,
+    domains: list[str] | None = None,
+    asns: list[int] | None = None,
+) -> bool:
+    """Replace what `org` owns on the network (None leaves that part alone); True if it changed.
+    Rows that stay are kept, so the (org, domain) and (org, asn) unique keys never collide."""
+    changed = False
+    if ip_ranges is not None and {n.cidr for n in org.networks} != set(ip_ranges):
+        orgs.set_networks(org, ip_ranges)
+        changed = True
+    if domains is not None and {d.domain for d in org.domains} != set(domains):
+        keep = [d for d in org.domains if d.domain in set(domains)]
+        have = {d.domain for d in keep}
+        org.domains = keep + [OrgDomain(domain=d) for d in dict.fromkeys(domains) if d not in have]
+        changed = True
+    if asns is not None and {a.asn for a in org.asns} != set(asns):
+        kept = [a for a in org.asns if a.asn in set(asns)]
+        seen = {a.asn for a in kept}
+        org.asns = kept + [OrgAsn(asn=a) for a in dict.fromkeys(asns) if a not in seen]
+        changed = True
     return changed
