@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,7 @@ from quet.server.notify import (
     send_webhooks,
     sign_webhook,
     verify_webhook,
+    webhook_body,
 )
 
 DEADLINE = date(2026, 1, 5)
@@ -475,3 +478,19 @@ def test_webhook_connection_refused_is_a_failed_delivery(receiver: Receiver) -> 
 def test_webhook_needs_a_secret() -> None:
     with pytest.raises(InputError, match="secret"):
         send_webhooks([("A", "http://127.0.0.1:1/", {})], "")
+
+
+def test_documented_receiver_snippet_verifies_our_signatures() -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "notifications.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    [snippet] = [b for b in blocks if "def verify(" in b]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)
+    verify = namespace["verify"]
+    body = webhook_body({"event": "campaign.started", "org": "Cục An toàn thông tin"})
+    header = sign_webhook(body, SECRET, 1_767_571_200)
+    assert verify(body, header, SECRET, now=1_767_571_200 + 10)
+    assert not verify(body + b" ", header, SECRET, now=1_767_571_200)
+    assert not verify(body, header, SECRET, now=1_767_571_200 + 301)
+    assert not verify(body, header, "other", now=1_767_571_200)
+    assert not verify(body, "t=²,v1=00", SECRET, now=0)
