@@ -81,7 +81,9 @@ def parse_public(text: str, where: str = "public key") -> Ed25519PublicKey:
     lines = [x.strip() for x in text.splitlines() if x.strip() and not x.strip().startswith("#")]
     value = lines[0] if lines else ""
     if not value.startswith(PREFIX):
-        raise InputError(f"expected one line 'ed25519:<base64>', got {value[:40]!r}", where, 1)
+        raise InputError(
+            f"expected a public key, one line 'ed25519:<base64>', got {value[:40]!r}", where, 1
+        )
     try:
         raw = base64.b64decode(value[len(PREFIX) :], validate=True)
         return Ed25519PublicKey.from_public_bytes(raw)
@@ -181,7 +183,9 @@ def sent_time(envelope: dict[str, Any]) -> datetime:
     try:
         when = datetime.fromisoformat(envelope["sent_at"])
     except ValueError as exc:
-        raise EnvelopeError(f"sent_at is not an ISO time: {envelope['sent_at'][:40]!r}", 400) from exc
+        raise EnvelopeError(
+            f"sent_at is not an ISO time: {envelope['sent_at'][:40]!r}", 400
+        ) from exc
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -201,11 +205,15 @@ def verify(
         signature = base64.b64decode(envelope["signature"], validate=True)
         public.verify(signature, _signed_part(envelope))
     except (binascii.Error, InvalidSignature, ValueError) as exc:
-        raise EnvelopeError("bad signature: the envelope was changed or not signed by this key") from exc
+        raise EnvelopeError(
+            "bad signature: the envelope was changed or not signed by this key"
+        ) from exc
     now = now or datetime.now(UTC)
     when = sent_time(envelope)
     if when < now - max_age:
-        raise EnvelopeError(f"the envelope is too old (sent {when.isoformat()}): refused as a replay")
+        raise EnvelopeError(
+            f"the envelope is too old (sent {when.isoformat()}): refused as a replay"
+        )
     if when > now + timedelta(minutes=1):
         raise EnvelopeError(f"the envelope is from the future ({when.isoformat()}): check clocks")
     payload: dict[str, Any] = envelope["payload"]

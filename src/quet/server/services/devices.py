@@ -62,13 +62,14 @@ def _text(info: dict[str, Any], key: str) -> str | None:
     value = info.get(key)
     if value is None:
         return None
-    return str(value)[: _TEXT_LIMITS[key]]
+    # PostgreSQL refuses NUL in text; an agent's odd hostname must not become a 500.
+    return str(value).replace("\x00", "")[: _TEXT_LIMITS[key]]
 
 
-def _ips(value: object) -> list[str]:
+def _strings(value: object) -> list[str]:
     if not isinstance(value, list):
         return []
-    return [str(v)[:64] for v in value[:64]]
+    return [str(v).replace("\x00", "")[:64] for v in value[:64]]
 
 
 def enroll(session: Session, token: str, info: dict[str, Any]) -> tuple[Device, str]:
@@ -94,7 +95,7 @@ def enroll(session: Session, token: str, info: dict[str, Any]) -> tuple[Device, 
         hostname=hostname,
         kind=_clean_kind(info.get("kind")),
         os=_text(info, "os") or "",
-        ips=_ips(info.get("ips")),
+        ips=_strings(info.get("ips")),
         agent_version=_text(info, "agent_version") or "",
         credential_hash=digest,
         enrolled_at=now,
@@ -126,12 +127,12 @@ def heartbeat(session: Session, device: Device, info: dict[str, Any]) -> None:
         value = _text(info, key)
         if value:
             setattr(device, key, value)
-    if "kind" in info and info["kind"]:
+    if info.get("kind"):
         device.kind = _clean_kind(info["kind"])
     if "ips" in info:
-        device.ips = _ips(info["ips"])
+        device.ips = _strings(info["ips"])
     if "antimalware" in info:
-        device.antimalware = _ips(info["antimalware"])
+        device.antimalware = _strings(info["antimalware"])
     if "content_version" in info:
         version = info["content_version"]
         device.content_version = int(version) if isinstance(version, int) else None
@@ -143,9 +144,11 @@ def heartbeat(session: Session, device: Device, info: dict[str, Any]) -> None:
     device.last_seen = datetime.now(UTC)
 
 
-def scoped(under: Organisation) -> sa.Select[tuple[Device]]:
-    return sa.select(Device).join(Organisation, Organisation.id == Device.org_id).where(
-        orgs.subtree_clause(under)
+def scoped(under: Organisation) -> sa.Select[Device]:
+    return (
+        sa.select(Device)
+        .join(Organisation, Organisation.id == Device.org_id)
+        .where(orgs.subtree_clause(under))
     )
 
 
@@ -186,9 +189,7 @@ def coverage(session: Session, under: Organisation, max_age_days: int = 7) -> di
     """The seed's figure: of the devices in the subtree, how many run anti-malware whose content
     was updated within `max_age_days` — overall and by kind (server, workstation, endpoint)."""
     cutoff = datetime.now(UTC) - timedelta(days=max_age_days)
-    current = sa.and_(
-        Device.content_updated_at.is_not(None), Device.content_updated_at >= cutoff
-    )
+    current = sa.and_(Device.content_updated_at.is_not(None), Device.content_updated_at >= cutoff)
     rows = session.execute(
         sa.select(
             Device.kind,
@@ -220,8 +221,7 @@ def coverage(session: Session, under: Organisation, max_age_days: int = 7) -> di
         "uploaded_only": totals["uploaded"],
         "max_age_days": max_age_days,
         "by_kind": by_kind,
-        "all_protected": totals["devices"] > 0
-        and totals["protected_current"] == totals["devices"],
+        "all_protected": totals["devices"] > 0 and totals["protected_current"] == totals["devices"],
     }
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
+from markupsafe import escape as _escape
 
 from quet.server.web.i18n import format_date, format_number, format_pct, translator
 
@@ -32,6 +34,15 @@ GRID = "#e3e5e8"
 INK = "#3b3f45"
 MUTED = "#6b7079"
 CHAR_W = 6.6  # average width of an 11 px digit/letter in the UI fonts, for margins
+
+
+# Characters XML 1.0 forbids; a label from an uploaded report may hold them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: object) -> Markup:
+    """HTML-escape and drop characters that would make the SVG invalid XML."""
+    return _escape(_NOT_XML.sub("", str(text)))
 
 
 def _f(x: float) -> str:
@@ -59,21 +70,19 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round tick values (1, 2, 2.5 or 5 × 10^k steps) covering [lo, hi], about `count` of them."""
     if hi < lo:
         lo, hi = hi, lo
-    if hi == lo:
+    if hi - lo <= max(1e-9 * max(abs(lo), abs(hi)), 1e-12):
         # All values equal (often all zero): show a small whole-number range, not 0,25 steps.
         hi = lo + max(abs(lo), 4.0)
     raw = (hi - lo) / max(count - 1, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.floor(lo / step) * step
-    ticks = []
-    v = start
-    while v < hi + step * 0.5 and len(ticks) < 50:
-        ticks.append(round(v, 10))
-        v += step
-    if ticks[-1] < hi:
-        ticks.append(round(v, 10))
-    return ticks
+    # Rounding to the step's own precision removes float noise (0.30000000000000004) without
+    # merging ticks of very small ranges.
+    digits = max(0, 2 - math.floor(math.log10(step)))
+    first = math.floor(lo / step)
+    ticks = [round((first + k) * step, digits) for k in range(50)]
+    last = next((i for i, v in enumerate(ticks) if v >= hi), len(ticks) - 1)
+    return ticks[: max(last + 1, 2)]
 
 
 def _tick_labels(ticks: list[float], lang: str) -> list[str]:
@@ -198,7 +207,7 @@ def _bars_vertical(
             f'stroke="{GRID if t else AXIS}"/>'
             f'<text x="{_f(left - 6)}" y="{_f(y(t) + 4)}" text-anchor="end" fill="{MUTED}">{s}</text>'
         )
-    parts.append("</g><g class=\"bars\">")
+    parts.append('</g><g class="bars">')
     bar_w = slot * 0.64
     base = y(0.0)
     for i, (lab, v) in enumerate(zip(labels, nums, strict=True)):
@@ -264,7 +273,7 @@ def _bars_horizontal(
             f'<text x="{_f(x(t))}" y="{_f(height - 6)}" text-anchor="middle" fill="{MUTED}">'
             f"{s}</text>"
         )
-    parts.append("</g><g class=\"bars\">")
+    parts.append('</g><g class="bars">')
     base = x(0.0)
     for i, (lab, v) in enumerate(zip(labels, nums, strict=True)):
         cy = top + row * i + row / 2
@@ -390,9 +399,10 @@ def line_chart(
             f"{escape(_x_label(x, lang, same_year))}</text>"
         )
     parts.append("</g>")
+    order = {x: i for i, x in enumerate(xs)}
     for i, (name, pts) in enumerate(clean.items()):
         colour = _colour(colors, i)
-        ordered = sorted(pts, key=lambda p: xs.index(p[0]))
+        ordered = sorted(pts, key=lambda p: order[p[0]])
         coords = " ".join(f"{_f(xpos[x])},{_f(y(v))}" for x, v in ordered)
         parts.append(
             f'<g class="series" data-series="{escape(name)}">'
@@ -428,7 +438,9 @@ def donut(
         raise ValueError("donut: negative parts cannot be shares of a whole")
     legend_w = 0.0
     if legend and parts:
-        longest = max(len(lab) + len(_num(v, lang)) + 9 for (lab, _), v in zip(parts, values, strict=True))
+        longest = max(
+            len(lab) + len(_num(v, lang)) + 9 for (lab, _), v in zip(parts, values, strict=True)
+        )
         legend_w = 24 + CHAR_W * longest
     width = size + legend_w
     height = max(size, 22 * len(parts) + 8)

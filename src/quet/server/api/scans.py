@@ -1,0 +1,225 @@
+"""Scan reports: agents POST them (group-committed, idempotent by the report's UUID), people
+upload `quet scan --json` files for machines without an agent, and mark findings handled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, File, Form, HTTPException, Path, Request, UploadFile, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from quet.errors import InputError
+from quet.server import security
+from quet.server.db import Database
+from quet.server.deps import CurrentUser, SessionDep
+from quet.server.services import ingest, orgs
+from quet.store.models import Device
+
+router = APIRouter(tags=["scans"])
+MAX_BODY = 20 * 2**20
+CREDENTIAL_CACHE_SECONDS = 60.0
+
+
+class IngestOut(BaseModel):
+    id: str
+    duplicate: bool
+
+
+class FindingUpdate(BaseModel):
+    status: ingest.FindingStatus
+
+
+class FindingPublic(BaseModel):
+    id: int
+    scan_id: str
+    device_id: int
+    kind: str
+    name: str
+    path: str
+    status: str
+
+
+def _inline(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its $defs inlined, for a hand-read request body."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.rsplit("/", 1)[1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    result: dict[str, Any] = walk(schema)
+    return result
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": IngestOut, "description": "already stored (a repeated upload)"},
+    201: {"model": IngestOut, "description": "stored"},
+    401: {"description": "no or unknown device credential"},
+    413: {"description": "report larger than 20 MB"},
+    422: {"description": "not a scan report (the message says which field)"},
+}
+
+
+async def _body(request: Request, limit: int = MAX_BODY) -> bytes:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"report over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"report over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _lookup(db: Database, digest: str) -> tuple[int, int] | None:
+    with db.sessions() as session:
+        row = session.execute(
+            sa.select(Device.id, Device.org_id).where(Device.credential_hash == digest)
+        ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def _device(request: Request) -> tuple[int, int]:
+    """(device id, org id) for the request's credential. Known credentials are remembered for a
+    minute so the hot path does no query of its own; the batch's UPDATE records last_seen."""
+    auth = request.headers.get("authorization", "")
+    if not auth.lower().startswith("device "):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "send Authorization: Device <credential>")
+    digest = security.token_hash(auth[7:].strip())
+    state = request.app.state
+    cache: dict[str, tuple[int, int, float]] | None = getattr(state, "device_cache", None)
+    if cache is None:
+        cache = state.device_cache = {}
+    now = time.monotonic()
+    hit = cache.get(digest)
+    if hit is not None and hit[2] > now:
+        return hit[0], hit[1]
+    found = await asyncio.to_thread(_lookup, state.db, digest)
+    if found is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown device credential")
+    if len(cache) > 100_000:
+        cache.clear()
+    cache[digest] = (*found, now + CREDENTIAL_CACHE_SECONDS)
+    return found
+
+
+def _batcher(request: Request) -> ingest.Batcher:
+    state = request.app.state
+    batcher: ingest.Batcher | None = getattr(state, "ingest_batcher", None)
+    # A TestClient (or a restarted server) runs a new event loop: the old batcher is dead.
+    if batcher is None or batcher.loop is not asyncio.get_running_loop():
+        batcher = state.ingest_batcher = ingest.Batcher(state.db)
+    return batcher
+
+
+@router.post(
+    "/scans",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IngestOut,
+    responses=_RESPONSES,
+    summary="Upload a scan report (agents: Authorization: Device <credential>)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline(ingest.ReportIn)}},
+        }
+    },
+)
+async def post_scan(request: Request) -> JSONResponse:
+    device_id, org_id = await _device(request)
+    raw = await _body(request)
+    try:
+        report = ingest.parse(raw)
+    except InputError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    item = ingest.prepare(report, device_id, org_id)
+    duplicate = await _batcher(request).submit(item)
+    code = status.HTTP_200_OK if duplicate else status.HTTP_201_CREATED
+    return JSONResponse({"id": item.id, "duplicate": duplicate}, status_code=code)
+
+
+@router.post(
+    "/scans/upload",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IngestOut,
+    responses={k: v for k, v in _RESPONSES.items() if k != 401},
+    summary="Upload a `quet scan --json` file for a machine without an agent (a person)",
+)
+async def upload_scan(
+    principal: CurrentUser,
+    session: SessionDep,
+    file: Annotated[UploadFile, File(description="the JSON report of `quet scan --json`")],
+    org: Annotated[str, Form(min_length=1, max_length=64, description="organisation code")],
+) -> JSONResponse:
+    target = orgs.by_code(session, org)
+    if target is None or not principal.can_see(target):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no organisation {org!r}")
+    raw = await file.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"report over {MAX_BODY} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{file.filename}: not JSON ({exc})"
+        ) from exc
+    if not isinstance(data, dict):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "not a Quét scan report")
+    try:
+        scan_id, duplicate = await asyncio.to_thread(_upload, session, principal, target, data)
+    except ingest.Forbidden as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except InputError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    code = status.HTTP_200_OK if duplicate else status.HTTP_201_CREATED
+    return JSONResponse({"id": scan_id, "duplicate": duplicate}, status_code=code)
+
+
+def _upload(session: Any, principal: Any, org: Any, data: dict[str, Any]) -> tuple[str, bool]:
+    try:
+        result = ingest.upload(session, principal, org, data)
+    except Exception:
+        session.rollback()
+        raise
+    session.commit()
+    return result
+
+
+@router.patch(
+    "/findings/{finding_id}",
+    response_model=FindingPublic,
+    tags=["findings"],
+    summary="Mark a finding remediated, a false positive, or open again",
+)
+def patch_finding(
+    finding_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: FindingUpdate,
+    principal: CurrentUser,
+    session: SessionDep,
+) -> FindingPublic:
+    try:
+        row = ingest.set_finding_status(session, principal, finding_id, body.status)
+    except ingest.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except ingest.Forbidden as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    session.commit()
+    return FindingPublic(
+        id=row.id, scan_id=row.scan_id, device_id=row.device_id, kind=row.kind,
+        name=row.name, path=row.path, status=row.status,
+    )  # fmt: skip

@@ -1,0 +1,115 @@
+"""Per-organisation roll-ups (org_rollups): each organisation's own device and finding figures,
+refreshed by ingest for one organisation and by a periodic job for all, so that the overview and
+tree pages sum one small table instead of scanning millions of devices and findings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from quet.server.services import orgs
+from quet.store.models import Device, FindingRow, Organisation, OrgRollup, UTCDateTime
+from quet.store.models.base import utcnow
+
+RECENT_DAYS = 7  # "scanned" and "current signatures" mean: within the last week
+FIGURES = (
+    "devices",
+    "scanned_7d",
+    "infected",
+    "open_findings",
+    "remediated_findings",
+    "current_signatures",
+)
+
+
+def refresh(session: Session, org_id: int | None = None, now: datetime | None = None) -> int:
+    """Recompute the roll-up of `org_id` (after an ingest) or of every organisation (the periodic
+    job: "scanned in 7 days" changes with time alone). Returns the rows written; not committed."""
+    now = now or utcnow()
+    recent = sa.literal(now - timedelta(days=RECENT_DAYS), UTCDateTime())
+    d, f = Device, FindingRow
+    dev = sa.select(
+        d.org_id,
+        sa.func.count(),
+        sa.func.count().filter(d.last_scan_at >= recent),
+        sa.func.count().filter(d.content_updated_at >= recent),
+    ).group_by(d.org_id)
+    fnd = sa.select(
+        f.org_id,
+        sa.func.count(sa.distinct(f.device_id)).filter(f.status == "open"),
+        sa.func.count().filter(f.status == "open"),
+        sa.func.count().filter(f.status == "remediated"),
+    ).group_by(f.org_id)
+    if org_id is not None:
+        dev, fnd = dev.where(d.org_id == org_id), fnd.where(f.org_id == org_id)
+    rows: dict[int, dict[str, Any]] = {}
+
+    def row(oid: int) -> dict[str, Any]:
+        return rows.setdefault(oid, {"org_id": oid, "refreshed_at": now} | dict.fromkeys(FIGURES, 0))
+
+    for oid, devices, scanned, current in session.execute(dev):
+        row(oid).update(devices=devices, scanned_7d=scanned, current_signatures=current)
+    for oid, infected, open_n, remediated in session.execute(fnd):
+        row(oid).update(infected=infected, open_findings=open_n, remediated_findings=remediated)
+    delete = sa.delete(OrgRollup)
+    if org_id is not None:
+        delete = delete.where(OrgRollup.org_id == org_id)
+        row(org_id)  # a row of zeros once its last device is gone
+    session.execute(delete)
+    if rows:
+        session.execute(sa.insert(OrgRollup), list(rows.values()))
+    return len(rows)
+
+
+def _totals(figures: dict[str, int]) -> dict[str, Any]:
+    devices = figures["devices"]
+    return figures | {
+        "coverage_pct": round(100.0 * figures["scanned_7d"] / devices, 1) if devices else 0.0,
+        "current_pct": round(100.0 * figures["current_signatures"] / devices, 1) if devices else 0.0,
+    }
+
+
+def overview_from_rollups(session: Session, under: Organisation) -> dict[str, Any]:
+    """Sums over `under`'s subtree: devices, scanned_7d, infected, open_findings,
+    remediated_findings, current_signatures, coverage_pct, current_pct, refreshed_at (oldest)."""
+    r = OrgRollup
+    sums = [sa.func.coalesce(sa.func.sum(getattr(r, name)), 0) for name in FIGURES]
+    result = session.execute(
+        sa.select(*sums, sa.func.min(r.refreshed_at))
+        .join(Organisation, Organisation.id == r.org_id)
+        .where(orgs.subtree_clause(under))
+    ).one()
+    out = _totals({name: int(v) for name, v in zip(FIGURES, result[:-1], strict=True)})
+    out["refreshed_at"] = result[-1]
+    return out
+
+
+def tree_from_rollups(session: Session, under: Organisation) -> list[dict[str, Any]]:
+    """One entry per child of `under` with its subtree's sums (org_id, code, name, kind and the
+    figures of overview_from_rollups), by name; `under`'s own devices are not in any child."""
+    r = OrgRollup
+    cols = [getattr(r, name) for name in FIGURES]
+    children = session.scalars(
+        sa.select(Organisation).where(Organisation.parent_id == under.id).order_by(Organisation.name)
+    ).all()
+    sums: dict[int, dict[str, int]] = {c.id: dict.fromkeys(FIGURES, 0) for c in children}
+    level = under.depth + 1
+    rows = session.execute(
+        sa.select(Organisation.path, *cols)
+        .join(Organisation, Organisation.id == r.org_id)
+        .where(orgs.subtree_clause(under), Organisation.id != under.id)
+    )
+    for path, *values in rows:
+        # '/1/7/42/' split gives ['', '1', '7', '42', '']: the child of depth d is item d + 1.
+        child = int(path.split("/")[level + 1])
+        acc = sums.get(child)
+        if acc is not None:
+            for name, value in zip(FIGURES, values, strict=True):
+                acc[name] += int(value)
+    return [
+        {"org_id": c.id, "code": c.code, "name": c.name, "kind": c.kind} | _totals(sums[c.id])
+        for c in children
+    ]
