@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import EICAR
@@ -100,7 +101,12 @@ def test_ctrl_c_writes_partial_report(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4.0)
+    # Wait until the workers run (the walk is over and scanning has begun), then a little more.
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(parent.children(recursive=True)) < 3:
+        time.sleep(0.1)
+    time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     data = json.loads(report.read_text(encoding="utf-8"))
