@@ -93,7 +93,11 @@ def bench_warninglists(n: int, rng: random.Random) -> None:
         elif kind == 1:
             inds.append(Indicator(T.DOMAIN, make_domain(rng)))
         elif kind == 2:
-            host = make_domain(rng) if i % 3 else f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            host = (
+                make_domain(rng)
+                if i % 3
+                else f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            )
             inds.append(Indicator(T.URL, f"http://{host}/p/{rng.getrandbits(32):x}.exe"))
         elif kind == 3:
             inds.append(Indicator(T.SHA256, f"{rng.getrandbits(256):064x}"))

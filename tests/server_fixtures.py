@@ -2,8 +2,9 @@
 schema per test), a TestClient, and helpers to create organisations and people and to sign in.
 
 Use it from a test module with:
-    from server_fixtures import client, db_session, server_app  # noqa: F401  (fixtures)
     from server_fixtures import login, make_org, make_user
+    pytest_plugins = ["server_fixtures"]  # the fixtures server_app, client, db_session
+(importing the fixtures by name works too, with `# noqa: F401, F811` for ruff).
 """
 
 from __future__ import annotations

@@ -12,9 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from server_fixtures import bearer, login, make_org, make_token, make_user
-from server_fixtures import client, db_session, server_app  # noqa: F401  (fixtures)
 
-PHASES = [{"number": 1, "starts": "2025-01-01", "ends": "2099-12-31", "report_deadline": "2099-12-31"}]
+pytest_plugins = ["server_fixtures"]  # server_app, client, db_session
+
+PHASES = [
+    {"number": 1, "starts": "2025-01-01", "ends": "2099-12-31", "report_deadline": "2099-12-31"}
+]
 
 
 @dataclass
@@ -69,10 +72,28 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("officer1", "POST", "/api/v1/orgs", {"code": "P1-U2", "name": "U2", "parent_code": "P1"}, 201),
     ("officer1", "POST", "/api/v1/orgs", {"code": "P2-U2", "name": "U2", "parent_code": "P2"}, 404),
     ("viewer1", "POST", "/api/v1/orgs", {"code": "P1-U3", "name": "U3"}, 403),
-    ("officer1", "POST", "/api/v1/orgs", {"code": "P2-U1", "name": "dup", "parent_code": "P1"}, 409),
+    (
+        "officer1",
+        "POST",
+        "/api/v1/orgs",
+        {"code": "P2-U1", "name": "dup", "parent_code": "P1"},
+        409,
+    ),
     ("officer1", "POST", "/api/v1/users", {"username": "big", "role": "admin"}, 403),
-    ("officer1", "POST", "/api/v1/users", {"username": "o3", "role": "officer", "org_code": "P2"}, 404),
-    ("officer1", "POST", "/api/v1/users", {"username": "v2", "role": "viewer", "org_code": "P1-U1"}, 201),
+    (
+        "officer1",
+        "POST",
+        "/api/v1/users",
+        {"username": "o3", "role": "officer", "org_code": "P2"},
+        404,
+    ),
+    (
+        "officer1",
+        "POST",
+        "/api/v1/users",
+        {"username": "v2", "role": "viewer", "org_code": "P1-U1"},
+        201,
+    ),
     ("viewer1", "POST", "/api/v1/users", {"username": "v3", "role": "viewer"}, 403),
     ("boss", "POST", "/api/v1/users", {"username": "a2", "role": "admin", "org_code": "P2"}, 201),
     ("officer1", "POST", "/api/v1/orgs/provinces", None, 403),
@@ -83,18 +104,27 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
     ("officer1", "POST", "/api/v1/campaigns/{vn}/orgs/P1-U1/ack", None, 200),
     ("officer1", "POST", "/api/v1/campaigns/{vn}/orgs/VN/ack", None, 404),
     ("viewer1", "POST", "/api/v1/campaigns/{vn}/orgs/P1/report", {"fields": {}}, 403),
-    ("officer1", "POST", "/api/v1/campaigns", {"name": "x", "year": 2025, "phases": PHASES, "scope_code": "P2"}, 404),
+    (
+        "officer1",
+        "POST",
+        "/api/v1/campaigns",
+        {"name": "x", "year": 2025, "phases": PHASES, "scope_code": "P2"},
+        404,
+    ),
     ("viewer1", "POST", "/api/v1/campaigns", {"name": "x", "year": 2025, "phases": PHASES}, 403),
     ("viewer1", "POST", "/api/v1/campaigns/{vn}/relay", None, 403),
 ]
 
 
-@pytest.mark.parametrize("case", range(len(MATRIX)))
-def test_rbac_matrix(world: World, case: int) -> None:
-    who, method, url, body, expected = MATRIX[case]
-    url = url.format(p2=world.campaign_p2, vn=world.campaign_vn)
-    got = world.call(who, method, url, json=body)
-    assert got == expected, f"{who} {method} {url}: {got}, expected {expected}"
+def test_rbac_matrix(world: World) -> None:
+    """Every case in order (one app per backend keeps this quick); all mismatches reported."""
+    wrong = []
+    for who, method, url, body, expected in MATRIX:
+        url = url.format(p2=world.campaign_p2, vn=world.campaign_vn)
+        got = world.call(who, method, url, json=body)
+        if got != expected:
+            wrong.append(f"{who} {method} {url}: {got}, expected {expected}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_lists_are_scoped(world: World) -> None:
@@ -103,7 +133,10 @@ def test_lists_are_scoped(world: World) -> None:
     assert codes == ["P1", "P1-U1"]
     every = [o["code"] for o in c.get("/api/v1/orgs", headers=bearer(tok["boss"])).json()]
     assert set(every) == {"VN", "P1", "P1-U1", "P2", "P2-U1"}
-    names = {u["username"] for u in c.get("/api/v1/users", headers=bearer(tok["officer1"])).json()["items"]}
+    names = {
+        u["username"]
+        for u in c.get("/api/v1/users", headers=bearer(tok["officer1"])).json()["items"]
+    }
     assert names == {"officer1", "viewer1"}
     campaigns = c.get("/api/v1/campaigns", headers=bearer(tok["officer1"])).json()
     assert [x["name"] for x in campaigns] == ["Toàn quốc"]
@@ -122,7 +155,9 @@ def test_audit_records_changes_and_is_scoped(world: World) -> None:
     seen = {(e["actor"], e["action"], e["target"]) for e in mine["items"]}
     assert ("user:officer1", "org.update", "org:P1-U1") in seen
     assert all(e["org_code"] in ("P1", "P1-U1") for e in mine["items"])
-    assert not any(e["actor"] == "user:viewer1" and e["action"] == "org.update" for e in mine["items"])
+    assert not any(
+        e["actor"] == "user:viewer1" and e["action"] == "org.update" for e in mine["items"]
+    )
 
     everything = c.get("/api/v1/audit?action=org.update", headers=bearer(tok["boss"])).json()
     assert {e["target"] for e in everything["items"]} == {"org:P1-U1", "org:P2-U1"}

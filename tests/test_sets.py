@@ -13,7 +13,16 @@ from hypothesis import strategies as st
 
 from quet.errors import InputError
 from quet.indicators.model import Indicator, IndicatorType, IssueLog, guess, make
-from quet.indicators.sets import IndicatorSet
+from quet.indicators.sets import (
+    IndicatorSet,
+    _batch_suffixes,
+    _chunks,
+    _HashIndex,
+    _name_hashes,
+    _suffix_hashes,
+    domain_hash,
+    domain_key,
+)
 
 T = IndicatorType
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -220,3 +229,76 @@ def test_lookup_agrees_with_naive_reference(spec: list[tuple[str, str]], qs: lis
         assert (idx >= 0) == bool(hits)
         if hits:  # the most specific suffix
             assert s.indicator(int(idx)).name in {h.name for h in hits if h.value == hits[0].value}
+
+
+# -- the domain hash: one function, scalar and batch --------------------------------------
+
+names_st = st.lists(
+    st.text(alphabet="ab.-_Z\u00fc*", min_size=0, max_size=12), min_size=1, max_size=30
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(names_st)
+def test_batch_hashes_agree_with_the_scalar_hash(names: list[str]) -> None:
+    keys = [domain_key(n) for n in names]
+    keys = [k for k in keys if "\n" not in k]
+    assert list(_name_hashes(keys)) == [domain_hash(k) for k in keys]
+    rev = "\n".join(keys).encode()[::-1]
+    hashes, owner, count = _batch_suffixes(rev)
+    assert count == len(keys)
+    got: list[list[int]] = [[] for _ in keys]
+    for h, o in zip(hashes.tolist(), owner.tolist(), strict=True):
+        got[len(keys) - 1 - o].append(h)
+    for key, hs in zip(keys, got, strict=True):
+        assert hs[::-1] == _suffix_hashes(key), key  # most specific first
+        suffixes = [key[i + 1 :] for i, c in enumerate(key) if c == "."]
+        expected = [x for x in [key, *suffixes] if "." in x]
+        assert hs[::-1] == [domain_hash(x) for x in expected], key
+
+
+def test_domain_hash_is_stable() -> None:
+    # Stored sets depend on it: a change needs a new FORMAT.
+    assert domain_hash("evil.com") == 0xD25472F600E51969
+    assert domain_hash("") == 0
+
+
+def test_chunks_cover_every_name() -> None:
+    rev = b"\n".join([b"a" * i for i in range(50)])
+    pieces = [rev[lo:hi] for lo, hi in _chunks(rev, size=40)]
+    assert len(pieces) > 5 and b"\n".join(pieces) == rev
+
+
+def test_big_and_raw_batches_agree_with_single_lookups() -> None:
+    listed = [f"n{i}.evil{i % 7}.com" for i in range(0, 40_000, 3)] + ["evil.org", "a.b.c.d.e.f"]
+    s = IndicatorSet.build(make("domain", d, name=d) for d in listed)
+    queries = [f"x.n{i}.evil{i % 7}.com" for i in range(40_000)]  # > 512 KiB: several chunks
+    queries += ["", "com", " Evil.ORG ", "*.evil.org", "evil.org.", "x\nevil.org", "a.b.c.d.e.f",
+                "f", "bücher.evil.org", "z" * 300 + ".evil.org", ".evil.org", "evil..org"]  # fmt: skip
+    got = s.lookup_domain_batch(queries)
+    for q, idx in zip(queries, got, strict=True):
+        hits = s.lookup(q)
+        assert (idx >= 0) == bool(hits), q
+        if hits:
+            assert s.indicator(int(idx)).name == hits[0].name, q
+    assert int((got >= 0).sum()) == len(range(0, 40_000, 3)) + 7
+
+
+def test_hash_index_finds_the_first_equal_row() -> None:
+    rng = np.random.default_rng(5)
+    keys = np.sort(np.concatenate([rng.integers(0, 2**64, 5000, dtype=np.uint64)] * 2))
+    queries = np.concatenate([keys[::7], rng.integers(0, 2**64, 5000, dtype=np.uint64)])
+    at, rows = _HashIndex(keys).find(queries)
+    first = np.searchsorted(keys, queries)
+    expected = np.flatnonzero(keys[np.minimum(first, len(keys) - 1)] == queries)
+    assert list(at) == list(expected) and list(rows) == list(first[expected])
+
+
+def test_old_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.npz"
+    sample().save(path)
+    arrays = dict(np.load(path))
+    arrays["format"] = np.array([1], dtype=np.int32)
+    np.savez(path, **arrays)
+    with pytest.raises(InputError, match=r"format 1.*build it again"):
+        IndicatorSet.load(path)

@@ -383,3 +383,24 @@ def test_family_names_from_detections() -> None:
     assert sharing.family_of("W32.Sality.AA") == "Sality"
     assert sharing.family_of("Win.Ransomware.WannaCry-6313787-0") == "WannaCry"
     assert sharing.family_of("Win.Trojan.Agent") == ""
+
+
+def test_cli_keygen_and_register_peer(quet_home: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from quet.cli.share import app
+
+    runner = CliRunner()
+    made = runner.invoke(app, ["keygen"])
+    assert made.exit_code == 0, made.output
+    public = (quet_home / "server-keys" / keys.PUBLIC_FILE).read_text().strip()
+    assert public in made.stdout
+    url = f"sqlite:///{tmp_path / 'server.sqlite'}"
+    create_app(make_settings(url)).state.db.dispose()  # migrated, with the root VN
+    pub = tmp_path / "child.pub"
+    pub.write_text(public + "\n")
+    missing = runner.invoke(app, ["register-peer", "XX", str(pub), "--database-url", url])
+    assert missing.exit_code == 2
+    done = runner.invoke(app, ["register-peer", "VN", str(pub), "--database-url", url])
+    assert done.exit_code == 0, done.output
+    assert keys.load_or_create().key_id in done.stdout

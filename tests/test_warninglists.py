@@ -258,7 +258,9 @@ def test_merged_plans_agree_with_the_walk(
     spec: list[tuple[str, list[str], list[int]]], values: list[tuple[str, str]]
 ) -> None:
     lists = [
-        Warninglist(f"l{i}", "", kind, tuple(attrs), [ENTRIES[kind][p % len(ENTRIES[kind])] for p in picks])
+        Warninglist(
+            f"l{i}", "", kind, tuple(attrs), [ENTRIES[kind][p % len(ENTRIES[kind])] for p in picks]
+        )
         for i, (kind, attrs, picks) in enumerate(spec)
     ]
     wls = WarninglistSet(lists)

@@ -367,7 +367,9 @@ class WarninglistSet:
         self._url_hosts: dict[IndicatorType, _Plan | None] = {}
         for kind in (T.DOMAIN, T.IPV4, T.IPV6):
             items = [(ranked[id(c)], c) for c in self._by_type[T.URL] if c.by_host]
-            items += [(n + ranked[id(c)], c) for c in self._host_lists[kind] if T.URL not in c.types]
+            items += [
+                (n + ranked[id(c)], c) for c in self._host_lists[kind] if T.URL not in c.types
+            ]
             plan = _Plan(kind, items)
             self._url_hosts[kind] = None if plan.empty else plan
         self._url_any_host = any(p is not None for p in self._url_hosts.values())

@@ -48,7 +48,9 @@ def refresh(session: Session, org_id: int | None = None, now: datetime | None = 
     rows: dict[int, dict[str, Any]] = {}
 
     def row(oid: int) -> dict[str, Any]:
-        return rows.setdefault(oid, {"org_id": oid, "refreshed_at": now} | dict.fromkeys(FIGURES, 0))
+        return rows.setdefault(
+            oid, {"org_id": oid, "refreshed_at": now} | dict.fromkeys(FIGURES, 0)
+        )
 
     for oid, devices, scanned, current in session.execute(dev):
         row(oid).update(devices=devices, scanned_7d=scanned, current_signatures=current)
@@ -68,7 +70,9 @@ def _totals(figures: dict[str, int]) -> dict[str, Any]:
     devices = figures["devices"]
     return figures | {
         "coverage_pct": round(100.0 * figures["scanned_7d"] / devices, 1) if devices else 0.0,
-        "current_pct": round(100.0 * figures["current_signatures"] / devices, 1) if devices else 0.0,
+        "current_pct": round(100.0 * figures["current_signatures"] / devices, 1)
+        if devices
+        else 0.0,
     }
 
 
@@ -93,7 +97,9 @@ def tree_from_rollups(session: Session, under: Organisation) -> list[dict[str, A
     r = OrgRollup
     cols = [getattr(r, name) for name in FIGURES]
     children = session.scalars(
-        sa.select(Organisation).where(Organisation.parent_id == under.id).order_by(Organisation.name)
+        sa.select(Organisation)
+        .where(Organisation.parent_id == under.id)
+        .order_by(Organisation.name)
     ).all()
     sums: dict[int, dict[str, int]] = {c.id: dict.fromkeys(FIGURES, 0) for c in children}
     level = under.depth + 1

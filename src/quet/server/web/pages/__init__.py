@@ -1,0 +1,1 @@
+"""The web pages, one module per area; each defines `router` (app.py includes them all)."""

@@ -1,0 +1,165 @@
+"""The demo seed (quet server --demo) and the roll-ups it leaves: believable, complete, idempotent;
+the roll-up sums equal the figures counted from devices and findings."""
+
+# ruff: noqa: F811  (the fixtures imported from server_fixtures are the parameters' names)
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from quet.server.services import demo, orgs, rollups, users
+from quet.store.models import (
+    Campaign,
+    Device,
+    FindingRow,
+    Organisation,
+    OrgRollup,
+    Participation,
+    ScanReport,
+    User,
+)
+from server_fixtures import db_session, server_app  # noqa: F401  (fixtures)
+
+
+def _count(session: Session, model: type) -> int:
+    return int(session.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
+
+
+def test_seed_builds_a_believable_demo(db_session: Session) -> None:
+    summary = demo.seed(db_session)
+    db_session.commit()
+    provinces = db_session.scalars(
+        sa.select(Organisation).where(Organisation.kind == "province").order_by(Organisation.code)
+    ).all()
+    assert [p.name for p in provinces] == [
+        "Tỉnh Cao Bằng",
+        "Thành phố Đà Nẵng",
+        "Thành phố Hồ Chí Minh",
+    ]
+    for prov in provinces:
+        agencies = db_session.scalars(
+            sa.select(Organisation).where(Organisation.parent_id == prov.id)
+        ).all()
+        assert 3 <= len(agencies) <= 5
+        assert any(a.name.startswith("Sở Y tế") for a in agencies)
+        assert all(a.contact_email and a.networks for a in agencies)
+        # Each agency's range is inside its province's documentation /24 and owns its devices.
+        dev = db_session.scalars(sa.select(Device).where(Device.org_id == agencies[0].id)).first()
+        assert dev is not None
+        owner = orgs.owner_of_ip(db_session, dev.ips[0])
+        assert owner is not None and owner.id == agencies[0].id
+
+    campaign = db_session.scalars(sa.select(Campaign)).one()
+    assert campaign.name == "Chiến dịch rà quét, bóc gỡ mã độc năm 2026"
+    assert [p.name for p in campaign.phases] == ["Đợt 1", "Đợt 2"]
+    parts = db_session.scalars(sa.select(Participation)).all()
+    assert any(p.reported_at for p in parts) and any(p.received_at is None for p in parts)
+    assert any(p.deployed_at and not p.reported_at for p in parts)
+    assert any(p.received_at and not p.deployed_at for p in parts)
+
+    devices = _count(db_session, Device)
+    assert 55 <= devices <= 70
+    kinds = set(db_session.scalars(sa.select(Device.kind)))
+    assert kinds == {"server", "workstation", "endpoint"}
+    versions = set(db_session.scalars(sa.select(Device.content_version)))
+    assert len(versions) >= 3  # signatures of varied age
+    names = " ".join(db_session.scalars(sa.select(FindingRow.name)))
+    for family in ("Mirai", "Ramnit", "Sality", "Emotet", "WannaCry", "EICAR"):
+        assert family in names, family
+    statuses = set(db_session.scalars(sa.select(FindingRow.status)))
+    assert {"open", "remediated"} <= statuses
+    assert _count(db_session, ScanReport) > 40
+    # The open-findings counter on each device agrees with its findings.
+    for dev in db_session.scalars(sa.select(Device)):
+        open_n = db_session.scalar(
+            sa.select(sa.func.count()).where(
+                FindingRow.device_id == dev.id, FindingRow.status == "open"
+            )
+        )
+        assert dev.open_findings == open_n
+
+    # Officers can sign in with the password the summary printed.
+    for code in ("cb", "dn", "hcm"):
+        password = summary.split(f"canbo.{code} / ")[1].split(";")[0].strip()
+        user = users.authenticate(db_session, f"canbo.{code}", password)
+        assert user is not None and user.role == "officer"
+
+
+def test_seed_twice_changes_nothing(db_session: Session) -> None:
+    demo.seed(db_session)
+    db_session.commit()
+    before = [_count(db_session, m) for m in (Organisation, Device, FindingRow, User)]
+    assert demo.seed(db_session) == "already seeded"
+    db_session.commit()
+    assert [_count(db_session, m) for m in (Organisation, Device, FindingRow, User)] == before
+
+
+def _direct(session: Session, under: Organisation) -> dict[str, int]:
+    tree = Device.org_id.in_(orgs.subtree_ids(session, under))
+    week = datetime.now(UTC) - timedelta(days=7)
+    f_tree = FindingRow.org_id.in_(orgs.subtree_ids(session, under))
+    return {
+        "devices": int(session.scalar(sa.select(sa.func.count()).where(tree)) or 0),
+        "scanned_7d": int(
+            session.scalar(sa.select(sa.func.count()).where(tree, Device.last_scan_at >= week)) or 0
+        ),
+        "infected": int(
+            session.scalar(
+                sa.select(sa.func.count(sa.distinct(FindingRow.device_id))).where(
+                    f_tree, FindingRow.status == "open"
+                )
+            )
+            or 0
+        ),
+        "open_findings": int(
+            session.scalar(sa.select(sa.func.count()).where(f_tree, FindingRow.status == "open"))
+            or 0
+        ),
+    }
+
+
+def test_rollups_equal_the_direct_counts(db_session: Session) -> None:
+    demo.seed(db_session)
+    db_session.commit()
+    root = orgs.root(db_session)
+    assert root is not None
+    overview = rollups.overview_from_rollups(db_session, root)
+    direct = _direct(db_session, root)
+    assert {k: overview[k] for k in direct} == direct
+    assert 0 < overview["coverage_pct"] <= 100
+    tree = rollups.tree_from_rollups(db_session, root)
+    assert sorted(t["code"] for t in tree) == ["CB", "DN", "HCM"]
+    for node in tree:
+        org = orgs.by_code(db_session, node["code"])
+        assert org is not None
+        assert {k: node[k] for k in direct} == _direct(db_session, org)
+    assert sum(t["devices"] for t in tree) == overview["devices"]
+
+
+def test_refreshing_one_org_after_a_change(db_session: Session) -> None:
+    demo.seed(db_session)
+    db_session.commit()
+    org = orgs.by_code(db_session, "DN-HC")
+    assert org is not None
+    for row in db_session.scalars(sa.select(FindingRow).where(FindingRow.org_id == org.id)):
+        row.status = "remediated"
+    dev = Device(org_id=org.id, hostname="hc-new", last_scan_at=datetime.now(UTC))
+    db_session.add(dev)
+    db_session.flush()
+    assert rollups.refresh(db_session, org.id) == 1
+    db_session.commit()
+    mine = db_session.get(OrgRollup, org.id)
+    assert mine is not None and mine.open_findings == 0 and mine.infected == 0
+    assert mine.devices == _direct(db_session, org)["devices"]
+    dn = orgs.by_code(db_session, "DN")
+    assert dn is not None
+    assert (
+        rollups.overview_from_rollups(db_session, dn)["devices"]
+        == _direct(db_session, dn)["devices"]
+    )
+    # An organisation whose devices are all gone keeps a row of zeros.
+    empty = orgs.create(db_session, "DN-NEW", "Sở mới", "department", dn)
+    assert rollups.refresh(db_session, empty.id) == 1
+    assert rollups.overview_from_rollups(db_session, empty)["devices"] == 0
