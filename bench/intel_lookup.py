@@ -175,8 +175,9 @@ def main() -> None:
     res = s.lookup_domain_batch(dq)
     t_dom = time.perf_counter() - t0
     print(
-        f"domain batch (numpy suffix hashes + filter + searchsorted): {rate(q, t_dom)}, "
-        f"{int((res >= 0).sum()):,} hits; load {load()}"
+        f"domain batch (numpy suffix hashes, bit filter, bucket index): {rate(q, t_dom)}, "
+        f"{int((res >= 0).sum()):,} hits; load {load()}; search index "
+        f"{s.index_nbytes() / 2**20:.1f} MiB"
     )
     duckdb_path(values["domain"], dq)
 

@@ -127,9 +127,7 @@ def test_spool_survives_an_outage_and_uploads_once(
     (target / "eicar.com").write_bytes(EICAR)
     live.stop()
     logs: list[str] = []
-    result = runner.run(
-        runner.RunOptions(paths=[str(target)], jobs=1), logs.append, once=True
-    )
+    result = runner.run(runner.RunOptions(paths=[str(target)], jobs=1), logs.append, once=True)
     assert result is not None and not result.upload.ok
     pending = Spool().pending()
     assert [p.stem for p in pending] == [result.scan_id]  # kept on disk, nothing lost
@@ -143,7 +141,7 @@ def test_spool_survives_an_outage_and_uploads_once(
     rows = db_session.scalars(sa.select(ScanReport.id)).all()
     assert rows == [result.scan_id]
     # The same report again (as after a crash between the server's answer and the delete).
-    data = (tmp_path / "again.json")
+    data = tmp_path / "again.json"
     report = {"id": result.scan_id, "started": "2025-01-01T00:00:00+00:00"}
     data.write_text(json.dumps(report))
     with AgentClient(cfg.server_url, cfg.credential) as client:

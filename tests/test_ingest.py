@@ -26,7 +26,9 @@ from quet.server.services import campaigns, devices, ingest, orgs
 from quet.store.models import Device, FindingRow, Participation, ScanReport
 
 
-def report(n_findings: int = 3, *, finished: datetime | None = None, **extra: Any) -> dict[str, Any]:
+def report(
+    n_findings: int = 3, *, finished: datetime | None = None, **extra: Any
+) -> dict[str, Any]:
     """A real scanner report (ScanResult.to_dict()), as `quet scan --json` writes it."""
     result = ScanResult(paths=["/srv"], signatures={"identity": "abc", "starter": True})
     result.files_scanned, result.bytes_scanned = 120, 4096
@@ -99,8 +101,13 @@ def test_enrollment_token_is_scoped_and_expires(client: TestClient, db_session: 
     make_user(db_session, "hn_viewer", "viewer", "HN")
     officer = bearer(make_token(db_session, "hn_officer"))
     viewer = bearer(make_token(db_session, "hn_viewer"))
-    assert client.post("/api/v1/orgs/HP/enrollment-tokens", json={}, headers=officer).status_code == 404
-    assert client.post("/api/v1/orgs/HN/enrollment-tokens", json={}, headers=viewer).status_code == 403
+    assert (
+        client.post("/api/v1/orgs/HP/enrollment-tokens", json={}, headers=officer).status_code
+        == 404
+    )
+    assert (
+        client.post("/api/v1/orgs/HN/enrollment-tokens", json={}, headers=viewer).status_code == 403
+    )
     one = client.post(
         "/api/v1/orgs/HN/enrollment-tokens", json={"max_uses": 1}, headers=officer
     ).json()["token"]
@@ -146,7 +153,9 @@ def test_scan_upload_is_idempotent(client: TestClient, db_session: Session) -> N
     device = db_session.get(Device, device_id)
     assert device is not None and device.open_findings == 0
     assert device.last_scan_at is not None
-    assert abs((device.last_scan_at - datetime.fromisoformat(later["finished"])).total_seconds()) < 1
+    assert (
+        abs((device.last_scan_at - datetime.fromisoformat(later["finished"])).total_seconds()) < 1
+    )
 
 
 def test_scan_upload_refuses_bad_input(client: TestClient, db_session: Session) -> None:
@@ -266,9 +275,7 @@ def test_batcher_group_commits_exactly_once(server_app: FastAPI, db_session: Ses
     db_session.add_all(devs)
     db_session.commit()
     reports = [report(2) for _ in range(60)]
-    items = [
-        ingest.prepare(ingest.parse(r), devs[i % 5].id, org.id) for i, r in enumerate(reports)
-    ]
+    items = [ingest.prepare(ingest.parse(r), devs[i % 5].id, org.id) for i, r in enumerate(reports)]
 
     async def blast() -> tuple[list[bool], int]:
         batcher = ingest.Batcher(server_app.state.db, max_batch=25)

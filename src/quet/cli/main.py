@@ -73,6 +73,11 @@ COMMANDS: dict[str, Callable[[], None]] = {
     ),
     "update": _update,
     "server": _server,
+    "share": _group(
+        "share", "Chia sẻ dữ liệu ký số với cấp trên / signed sharing with the parent server."
+    ),
+    "org": _group("org", "Đơn vị, người dùng, mã đăng ký / organisations, people, enrollment."),
+    "agent": _group("agent", "Tác tử trên máy: đăng ký, quét định kỳ / the device agent."),
 }
 
 

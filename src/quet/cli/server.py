@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
                 )
             )
         if demo:
-            from quet.server.services import demo as demo_data  # type: ignore[attr-defined]
+            from quet.server.services import demo as demo_data
 
             with app.state.db.sessions() as session:
                 summary = demo_data.seed(session)

@@ -89,24 +89,27 @@ def _mix_array(h: Array) -> Array:
 
 def domain_hash(key: str) -> int:
     """The stored hash of a domain key (see domain_key)."""
-    h = 0
-    for byte in reversed(key.encode("utf-8", "surrogatepass")):
-        h = (h * _P + byte) & _M64
+    h, p, m = 0, _P, _M64
+    for byte in key.encode("utf-8", "surrogatepass")[::-1]:
+        h = (h * p + byte) & m
     return _mix(h)
 
 
 def _suffix_hashes(key: str) -> list[int]:
-    """domain_hash of every label suffix of two labels or more, most specific first."""
-    raw = key.encode("utf-8", "surrogatepass")[::-1]
+    """domain_hash of every label suffix of two labels or more, most specific first (Python:
+    about 0.1 µs a byte, where the batch path costs a few ns)."""
+    labels = key.encode("utf-8", "surrogatepass")[::-1].split(b".")
+    if len(labels) < 2:
+        return []
+    h, p, m = 0, _P, _M64
+    for byte in labels[0]:
+        h = (h * p + byte) & m
     out: list[int] = []
-    h = 0
-    dotted = False
-    last = len(raw) - 1
-    for i, byte in enumerate(raw):
-        h = (h * _P + byte) & _M64
-        dotted = dotted or byte == 46
-        if dotted and (i == last or raw[i + 1] == 46):
-            out.append(_mix(h))
+    for label in labels[1:]:
+        h = (h * p + 46) & m
+        for byte in label:
+            h = (h * p + byte) & m
+        out.append(_mix(h))
     return out[::-1]
 
 
@@ -512,7 +515,12 @@ class IndicatorSet:
         return self._total
 
     def nbytes(self) -> int:
+        """The stored arrays. A domain batch lookup adds its search index the first time
+        (about 12 bytes per domain, `index_nbytes`)."""
         return sum(int(arr.nbytes) for arr in self._a.values())
+
+    def index_nbytes(self) -> int:
+        return 0 if self._index is None else self._index.nbytes()
 
     def counts(self) -> dict[str, int]:
         return {t: len(self._a[f"{t}_keys"]) for t in TABLES}

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from quet.errors import InputError, QuetError
 from quet.server import notify, security
-from quet.server.notify import Delivery
+from quet.server.notify import Delivery as Delivery  # re-exported: relay() returns these
 from quet.server.services import audit, orgs
 from quet.server.settings import Settings
 from quet.store.models import Campaign, Device, Organisation, Participation, Phase

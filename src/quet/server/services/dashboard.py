@@ -48,7 +48,8 @@ class CampaignFigures:
     deployed: int = 0
     reported: int = 0
     late: int = 0
-    states: dict[str, int] = field(default_factory=dict)
+    states: dict[str, int] = field(default_factory=dict)  # late counts as "overdue"
+    steps: dict[str, int] = field(default_factory=dict)  # the furthest step, late or not
 
 
 @dataclass
@@ -69,13 +70,19 @@ def campaign_figures(
     session: Session, campaign: Campaign, under: Organisation, today: date | None = None
 ) -> CampaignFigures:
     rows = campaigns.status(session, campaign, under, today)
-    figures = CampaignFigures(campaign, members=len(rows), states=dict.fromkeys(STATES, 0))
+    figures = CampaignFigures(
+        campaign,
+        members=len(rows),
+        states=dict.fromkeys(STATES, 0),
+        steps=dict.fromkeys(STATES[:4], 0),
+    )
     for r in rows:
         figures.received += r.received_at is not None
         figures.deployed += r.deployed_at is not None
         figures.reported += r.reported_at is not None
         figures.late += r.late
         figures.states[state_of(r.received_at, r.deployed_at, r.reported_at, r.late)] += 1
+        figures.steps[state_of(r.received_at, r.deployed_at, r.reported_at, False)] += 1
     return figures
 
 

@@ -31,18 +31,20 @@ def refresh(session: Session, org_id: int | None = None, now: datetime | None = 
     now = now or utcnow()
     recent = sa.literal(now - timedelta(days=RECENT_DAYS), UTCDateTime())
     d, f = Device, FindingRow
+    # Infected comes from the devices' open-finding counter (kept by ingest and status changes),
+    # and findings are only counted per (org, status): both read an index, not 10M rows sorted.
     dev = sa.select(
         d.org_id,
         sa.func.count(),
         sa.func.count().filter(d.last_scan_at >= recent),
         sa.func.count().filter(d.content_updated_at >= recent),
+        sa.func.count().filter(d.open_findings > 0),
     ).group_by(d.org_id)
-    fnd = sa.select(
-        f.org_id,
-        sa.func.count(sa.distinct(f.device_id)).filter(f.status == "open"),
-        sa.func.count().filter(f.status == "open"),
-        sa.func.count().filter(f.status == "remediated"),
-    ).group_by(f.org_id)
+    fnd = (
+        sa.select(f.org_id, f.status, sa.func.count())
+        .where(f.status.in_(("open", "remediated")))
+        .group_by(f.org_id, f.status)
+    )
     if org_id is not None:
         dev, fnd = dev.where(d.org_id == org_id), fnd.where(f.org_id == org_id)
     rows: dict[int, dict[str, Any]] = {}
@@ -52,10 +54,12 @@ def refresh(session: Session, org_id: int | None = None, now: datetime | None = 
             oid, {"org_id": oid, "refreshed_at": now} | dict.fromkeys(FIGURES, 0)
         )
 
-    for oid, devices, scanned, current in session.execute(dev):
-        row(oid).update(devices=devices, scanned_7d=scanned, current_signatures=current)
-    for oid, infected, open_n, remediated in session.execute(fnd):
-        row(oid).update(infected=infected, open_findings=open_n, remediated_findings=remediated)
+    for oid, devices, scanned, current, infected in session.execute(dev):
+        row(oid).update(
+            devices=devices, scanned_7d=scanned, current_signatures=current, infected=infected
+        )
+    for oid, status, n in session.execute(fnd):
+        row(oid)["open_findings" if status == "open" else "remediated_findings"] = n
     delete = sa.delete(OrgRollup)
     if org_id is not None:
         delete = delete.where(OrgRollup.org_id == org_id)
@@ -102,19 +106,22 @@ def tree_from_rollups(session: Session, under: Organisation) -> list[dict[str, A
         .order_by(Organisation.name)
     ).all()
     sums: dict[int, dict[str, int]] = {c.id: dict.fromkeys(FIGURES, 0) for c in children}
-    level = under.depth + 1
+    # The child of `under` that holds a row is the first id of the path after under's own.
+    rest = sa.func.substr(Organisation.path, len(under.path) + 1)
+    if session.get_bind().dialect.name == "postgresql":
+        child = sa.func.split_part(rest, "/", 1)
+    else:
+        child = sa.func.substr(rest, 1, sa.func.instr(rest, "/") - 1)
     rows = session.execute(
-        sa.select(Organisation.path, *cols)
+        sa.select(child, *(sa.func.sum(c) for c in cols))
         .join(Organisation, Organisation.id == r.org_id)
         .where(orgs.subtree_clause(under), Organisation.id != under.id)
+        .group_by(child)
     )
-    for path, *values in rows:
-        # '/1/7/42/' split gives ['', '1', '7', '42', '']: the child of depth d is item d + 1.
-        child = int(path.split("/")[level + 1])
-        acc = sums.get(child)
+    for child_id, *values in rows:
+        acc = sums.get(int(child_id))
         if acc is not None:
-            for name, value in zip(FIGURES, values, strict=True):
-                acc[name] += int(value)
+            acc.update({name: int(v or 0) for name, v in zip(FIGURES, values, strict=True)})
     return [
         {"org_id": c.id, "code": c.code, "name": c.name, "kind": c.kind} | _totals(sums[c.id])
         for c in children

@@ -44,11 +44,10 @@ FLASHES: dict[str, str] = {
 
 
 def lang_of(request: Request) -> str:
+    # Vietnamese unless the person chose English: browsers' Accept-Language is often en-US
+    # on machines set up in Vietnamese, so it does not count.
     return i18n.normalise_lang(
-        request.query_params.get("lang")
-        or request.cookies.get(LANG_COOKIE)
-        or request.headers.get("accept-language", "")[:2]
-        or None
+        request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or None
     )
 
 

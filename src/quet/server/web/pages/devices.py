@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from quet.errors import InputError
 from quet.server.services import dashboard
 from quet.store.models import Device, Organisation
-from quet.store.models.device import DEVICE_KINDS
+from quet.store.models.device import DEVICE_KINDS, FINDING_STATUSES
 from quet.server.web.pages.orgs import visible_org
 from quet.server.web.render import PageRoute, PageUser, SessionDep, not_found, render
 
@@ -80,6 +80,6 @@ def detail(
         org=org,
         scans=dashboard.scans_of(session, device),
         findings=dashboard.findings(session, org, device_id=device.id, per_page=100),
-        can_change=principal.can_change(org),
-        stale_days=STALE_DAYS,
+        owners={org.id: org},
+        statuses=FINDING_STATUSES,
     )

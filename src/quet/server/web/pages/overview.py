@@ -34,9 +34,10 @@ def overview(request: Request, session: SessionDep, principal: PageUser) -> HTML
     days = dashboard.trend(session, under)
     trend = charts.line_chart(
         {t("chart.findings_per_day"): days["findings"], t("chart.scanned_per_day"): days["scanned"]},
-        title=t("chart.trend_30"),
+        title=t("chart.trend_month"),
         lang=lang,
-        width=720,
+        width=520,
+        height=300,
         colors=["#a4161a", "#1f4e79"],
         show_points=False,
     )
@@ -53,9 +54,10 @@ def overview(request: Request, session: SessionDep, principal: PageUser) -> HTML
     )
     ring = None
     if figures.campaign is not None and figures.campaign.members:
-        states = figures.campaign.states
-        parts = [(t(f"status.{s}"), float(states[s])) for s in STATE_COLORS if states[s]]
-        colors = [STATE_COLORS[s] for s in STATE_COLORS if states[s]]
+        # How far each organisation got; lateness is a separate figure under the ring.
+        steps = figures.campaign.steps
+        parts = [(t(f"status.{s}"), float(steps[s])) for s in STATE_COLORS if steps.get(s)]
+        colors = [STATE_COLORS[s] for s in STATE_COLORS if steps.get(s)]
         ring = charts.donut(
             parts,
             title=t("chart.status"),
