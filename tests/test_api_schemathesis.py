@@ -76,7 +76,7 @@ schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", _fuzz_app())
 
 @schema.parametrize()
 @settings(
-    max_examples=60,
+    max_examples=8,
     deadline=timedelta(seconds=10),
     derandomize=True,
     suppress_health_check=list(HealthCheck),

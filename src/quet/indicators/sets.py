@@ -117,7 +117,7 @@ def _power_tables(n: int) -> tuple[Array, Array]:
     """P^k and P^-k mod 2^64 for k < n (at least); kept for the sizes batches use."""
     if len(_powers[0]) >= n:
         return _powers[0], _powers[1]
-    size = max(n, 2 * len(_powers[0]), 1 << 16)
+    size = max(n, _CHUNK + 1024)  # a chunk runs past _CHUNK by its last name
     tables = []
     for base in (_P, _P_INV):
         table = np.full(size, base, dtype=np.uint64)
@@ -212,7 +212,7 @@ class _Builder:
             t: (bytearray() if _KEY_DTYPE[t].kind == "S" else array(_KEY_DTYPE[t].char))
             for t in TABLES
         }
-        self.domains: list[str] = []  # hashed together in finish(), a batch being much faster
+        self.domains: list[str] = []  # hashed 64k at a time: a batch is much faster
         self.meta: dict[str, array[int]] = {t: array("I") for t in TABLES}
         self.plen: dict[str, array[int]] = {"c4": array("B"), "c6": array("B")}
         self.skipped = 0
@@ -240,6 +240,8 @@ class _Builder:
     def _put(self, table: str, key: int | bytes | str) -> None:
         if isinstance(key, str):
             self.domains.append(key)
+            if len(self.domains) >= 1 << 16:
+                self._hash_domains()
             return
         buf = self.keys[table]
         if isinstance(buf, bytearray):
@@ -248,6 +250,12 @@ class _Builder:
         else:
             assert isinstance(key, int)
             buf.append(key)
+
+    def _hash_domains(self) -> None:
+        hashes = self.keys["dom"]
+        assert isinstance(hashes, array)
+        hashes.frombytes(_name_hashes(self.domains).tobytes())
+        self.domains = []
 
     def add(self, ind: Indicator) -> None:
         try:
@@ -301,6 +309,7 @@ class _Builder:
         return None
 
     def finish(self) -> dict[str, Array]:
+        self._hash_domains()
         a: dict[str, Array] = {"format": np.array([FORMAT], dtype=np.int32)}
         metas = np.array(list(self.metas), dtype=np.int64).reshape(-1, 6)
         for i, fld in enumerate(_META_FIELDS):
@@ -310,10 +319,7 @@ class _Builder:
         a["str_blob"] = np.frombuffer(b"".join(blobs), dtype=np.uint8).copy()
         a["str_off"] = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
         for t in TABLES:
-            if t == "dom":
-                keys = _name_hashes(self.domains)
-            else:
-                keys = np.frombuffer(self.keys[t], dtype=_KEY_DTYPE[t]).copy()
+            keys = np.frombuffer(self.keys[t], dtype=_KEY_DTYPE[t]).copy()
             meta = np.frombuffer(self.meta[t], dtype=np.uint32).copy()
             conf = a["meta_conf"][meta].astype(np.int16) if len(meta) else meta
             if t in self.plen:
