@@ -12,17 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quet.errors import InputError
-from quet.indicators.model import Indicator, IndicatorType, IssueLog, guess, make
-from quet.indicators.sets import (
-    IndicatorSet,
-    _batch_suffixes,
-    _chunks,
-    _HashIndex,
-    _name_hashes,
-    _suffix_hashes,
+from quet.indicators.domainhash import (
+    HashIndex,
+    batch_suffixes,
+    chunks,
     domain_hash,
     domain_key,
+    name_hashes,
+    suffix_hashes,
 )
+from quet.indicators.model import Indicator, IndicatorType, IssueLog, guess, make
+from quet.indicators.sets import IndicatorSet
 
 T = IndicatorType
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -243,15 +243,15 @@ names_st = st.lists(
 def test_batch_hashes_agree_with_the_scalar_hash(names: list[str]) -> None:
     keys = [domain_key(n) for n in names]
     keys = [k for k in keys if "\n" not in k]
-    assert list(_name_hashes(keys)) == [domain_hash(k) for k in keys]
+    assert list(name_hashes(keys)) == [domain_hash(k) for k in keys]
     rev = "\n".join(keys).encode()[::-1]
-    hashes, owner, count = _batch_suffixes(rev)
+    hashes, owner, count = batch_suffixes(rev)
     assert count == len(keys)
     got: list[list[int]] = [[] for _ in keys]
     for h, o in zip(hashes.tolist(), owner.tolist(), strict=True):
         got[len(keys) - 1 - o].append(h)
     for key, hs in zip(keys, got, strict=True):
-        assert hs[::-1] == _suffix_hashes(key), key  # most specific first
+        assert hs[::-1] == suffix_hashes(key), key  # most specific first
         suffixes = [key[i + 1 :] for i, c in enumerate(key) if c == "."]
         expected = [x for x in [key, *suffixes] if "." in x]
         assert hs[::-1] == [domain_hash(x) for x in expected], key
@@ -265,7 +265,7 @@ def test_domain_hash_is_stable() -> None:
 
 def test_chunks_cover_every_name() -> None:
     rev = b"\n".join([b"a" * i for i in range(50)])
-    pieces = [rev[lo:hi] for lo, hi in _chunks(rev, size=40)]
+    pieces = [rev[lo:hi] for lo, hi in chunks(rev, size=40)]
     assert len(pieces) > 5 and b"\n".join(pieces) == rev
 
 
@@ -289,7 +289,7 @@ def test_hash_index_finds_the_first_equal_row() -> None:
     rng = np.random.default_rng(5)
     keys = np.sort(np.concatenate([rng.integers(0, 2**64, 5000, dtype=np.uint64)] * 2))
     queries = np.concatenate([keys[::7], rng.integers(0, 2**64, 5000, dtype=np.uint64)])
-    at, rows = _HashIndex(keys).find(queries)
+    at, rows = HashIndex(keys).find(queries)
     first = np.searchsorted(keys, queries)
     expected = np.flatnonzero(keys[np.minimum(first, len(keys) - 1)] == queries)
     assert list(at) == list(expected) and list(rows) == list(first[expected])

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from conftest import require
 
+from conftest import require
 from quet.server.app import create_app
 from quet.server.services import demo, orgs, users
 from quet.server.settings import Settings

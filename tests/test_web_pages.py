@@ -22,8 +22,6 @@ from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from server_fixtures import client, db_session, server_app  # noqa: F401  (fixtures)
-from server_fixtures import make_user
 from sqlalchemy.orm import Session
 
 from quet.server import security
@@ -38,6 +36,9 @@ from quet.store.models import (
     Participation,
     User,
 )
+from server_fixtures import make_user
+
+pytest_plugins = ["server_fixtures"]  # server_app, client, db_session
 
 PAGES = Path(__file__).resolve().parents[1] / "src" / "quet" / "server" / "web" / "templates"
 PASSWORD = "mat-khau-thu-nghiem-1"
@@ -168,6 +169,22 @@ def test_login_form_with_csrf_cookie_and_wrong_password(
         follow_redirects=False,
     )  # fmt: skip
     assert away.headers["location"] == "/"
+
+
+def test_the_session_cookie_is_secure_behind_https(server_app: FastAPI, seeded: Session) -> None:
+    server_app.state.settings.secure_cookies = True
+    # Secure cookies (the login form's token too) only travel over https.
+    client = TestClient(server_app, base_url="https://testserver")
+    page = client.get("/login")
+    assert "Secure" in page.headers["set-cookie"]
+    r = client.post(
+        "/login",
+        data={"username": "quantri", "password": PASSWORD, "csrf_token": form_token(page.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"]
+    assert "quet_session=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
 
 
 def test_signed_out_pages_send_to_login_and_logout_needs_csrf(

@@ -3,12 +3,13 @@ the trend per day, and scoped listings of findings and the audit log with filter
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from quet.server import security
 from quet.server.services import campaigns, devices, orgs, rollups
@@ -86,7 +87,7 @@ def campaign_figures(
     return figures
 
 
-def _in_subtree(column: Any, under: Organisation) -> sa.ColumnElement[bool]:
+def _in_subtree(column: InstrumentedAttribute[Any], under: Organisation) -> sa.ColumnElement[bool]:
     # An IN over the subtree's ids lets both databases use the (org_id, …) indexes.
     return column.in_(sa.select(Organisation.id).where(orgs.subtree_clause(under)))
 
@@ -139,7 +140,7 @@ def _as_date(value: object) -> date:
 
 def trend(
     session: Session, under: Organisation, days: int = 30, today: date | None = None
-) -> dict[str, list[tuple[date, float]]]:
+) -> dict[str, list[tuple[date | str, float]]]:
     """Per day over the last `days` (zeros included): findings seen, devices scanned."""
     today = today or datetime.now(UTC).date()
     first = today - timedelta(days=days - 1)
@@ -190,7 +191,7 @@ def _with_children(session: Session, ids: list[int]) -> set[int]:
     rows = session.execute(
         sa.select(Organisation.parent_id).where(Organisation.parent_id.in_(ids)).distinct()
     )
-    return {r[0] for r in rows}
+    return {r[0] for r in rows if r[0] is not None}
 
 
 def _node(
@@ -249,9 +250,7 @@ def tree(
     for s in sums:
         org = kids[s["org_id"]]
         member = scope is not None and org.path.startswith(scope.path) and org.id != scope.id
-        out.append(
-            _node(org, s, parts.get(org.id), campaign, member, org.id in parents, today)
-        )
+        out.append(_node(org, s, parts.get(org.id), campaign, member, org.id in parents, today))
     return out
 
 
@@ -270,9 +269,7 @@ def root_node(
     return node
 
 
-def ack_target(
-    session: Session, token: str
-) -> tuple[Participation, Campaign, Organisation] | None:
+def ack_target(session: Session, token: str) -> tuple[Participation, Campaign, Organisation] | None:
     """What an acknowledgement link is about (read only: opening the link acknowledges nothing)."""
     if not token.strip():
         return None
@@ -303,11 +300,13 @@ class Page:
         return max(1, -(-self.total // self.per_page))
 
 
-def org_codes(session: Session, ids: set[int]) -> dict[int, Organisation]:
-    if not ids:
+def org_codes(session: Session, ids: Iterable[int | None]) -> dict[int, Organisation]:
+    """The organisations of these ids (None skipped), for the name column of a listing."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
         return {}
     return {
-        o.id: o for o in session.scalars(sa.select(Organisation).where(Organisation.id.in_(ids)))
+        o.id: o for o in session.scalars(sa.select(Organisation).where(Organisation.id.in_(wanted)))
     }
 
 
@@ -377,9 +376,7 @@ def scans_of(session: Session, device: Device, limit: int = 10) -> list[ScanRepo
     )
 
 
-def audit(
-    session: Session, under: Organisation, *, page: int = 1, per_page: int = 50
-) -> Page:
+def audit(session: Session, under: Organisation, *, page: int = 1, per_page: int = 50) -> Page:
     """Entries about `under`'s subtree, newest first; entries about no organisation (failed
     sign-ins) only for the people of the root."""
     where = _in_subtree(AuditEntry.org_id, under)

@@ -121,7 +121,9 @@ def render(
     response = HTMLResponse(html, status_code=status_code)
     new = getattr(request.state, "new_pre_csrf", "")
     if new:
-        response.set_cookie(PRE_CSRF_COOKIE, new, httponly=True, samesite="strict", secure=_secure(request))
+        response.set_cookie(
+            PRE_CSRF_COOKIE, new, httponly=True, samesite="strict", secure=_secure(request)
+        )
     return response
 
 

@@ -21,7 +21,7 @@ def audit_log(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
     result = dashboard.audit(session, principal.org, page=page, per_page=50)
-    owners = dashboard.org_codes(session, {e.org_id for e in result.rows if e.org_id})
+    owners = dashboard.org_codes(session, (e.org_id for e in result.rows))
     return render(
         request,
         "pages/audit.html",

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from quet.errors import QuetError
 from quet.server.deps import Principal, SessionDep, SettingsDep
 from quet.server.services import campaigns, dashboard
-from quet.store.models import Campaign
+from quet.server.web.pages.orgs import visible_org
 from quet.server.web.render import (
     PageRoute,
     PageUser,
@@ -22,7 +22,7 @@ from quet.server.web.render import (
     redirect,
     render,
 )
-from quet.server.web.pages.orgs import visible_org
+from quet.store.models import Campaign
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -145,7 +145,7 @@ def ack(
 ) -> HTMLResponse:
     check_pre_csrf(request, csrf_token)
     try:
-        row = campaigns.acknowledge_token(session, token, who.strip() or "—")
+        campaigns.acknowledge_token(session, token, who.strip() or "—")
     except QuetError:
         return render(request, "pages/ack.html", status_code=404, token=token, invalid=True)
     session.commit()

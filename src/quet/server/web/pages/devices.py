@@ -11,10 +11,10 @@ from fastapi.responses import HTMLResponse
 
 from quet.errors import InputError
 from quet.server.services import dashboard
-from quet.store.models import Device, Organisation
-from quet.store.models.device import DEVICE_KINDS, FINDING_STATUSES
 from quet.server.web.pages.orgs import visible_org
 from quet.server.web.render import PageRoute, PageUser, SessionDep, not_found, render
+from quet.store.models import Device, Organisation
+from quet.store.models.device import DEVICE_KINDS, FINDING_STATUSES
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 STALE_DAYS = 7

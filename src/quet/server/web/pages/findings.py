@@ -10,8 +10,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from quet.errors import InputError
 from quet.server.services import dashboard, ingest, rollups
-from quet.store.models import Device, Organisation
-from quet.store.models.device import FINDING_STATUSES
 from quet.server.web.pages.orgs import visible_org
 from quet.server.web.render import (
     PageRoute,
@@ -24,6 +22,8 @@ from quet.server.web.render import (
     render,
     safe_next,
 )
+from quet.store.models import Device, Organisation
+from quet.store.models.device import FINDING_STATUSES
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 PER_PAGE = 50

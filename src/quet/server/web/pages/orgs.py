@@ -13,19 +13,19 @@ from fastapi.responses import HTMLResponse, Response
 from quet.server import orgdata
 from quet.server.deps import Principal
 from quet.server.services import audit, campaigns, dashboard, devices, org_import, orgs
-from quet.store.models import Campaign, EnrollmentToken, Organisation, User
 from quet.server.web import i18n
 from quet.server.web.render import (
-    lang_of,
     PageRoute,
     PageUser,
     SessionDep,
     forbidden,
     is_htmx,
+    lang_of,
     not_found,
     redirect,
     render,
 )
+from quet.store.models import Campaign, EnrollmentToken, Organisation, User
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -58,16 +58,12 @@ def tree(request: Request, session: SessionDep, principal: PageUser) -> HTMLResp
 
 
 @router.get("/orgs/{code}/children", response_model=None)
-def children(
-    code: str, request: Request, session: SessionDep, principal: PageUser
-) -> Response:
+def children(code: str, request: Request, session: SessionDep, principal: PageUser) -> Response:
     org = visible_org(session, principal, code)
     if not is_htmx(request):
         return redirect(f"/orgs/{org.code}#children")  # the page lists the children too
     nodes = dashboard.tree(session, org, _current(session, principal))
-    return render(
-        request, "pages/org_children.html", principal=principal, org=org, nodes=nodes
-    )
+    return render(request, "pages/org_children.html", principal=principal, org=org, nodes=nodes)
 
 
 def _detail(
@@ -96,7 +92,9 @@ def _detail(
         if principal.can_change(org)
         else []
     )
-    people = list(session.scalars(sa.select(User).where(User.org_id == org.id).order_by(User.username)))
+    people = list(
+        session.scalars(sa.select(User).where(User.org_id == org.id).order_by(User.username))
+    )
     kids = dashboard.tree(session, org, _current(session, principal))
     values = form or {
         "name": org.name,
@@ -186,9 +184,7 @@ def update(
     if bad_asns:
         errors["asns"] = "error.invalid"
     if errors:
-        return _detail(
-            request, session, principal, org, status_code=422, errors=errors, form=form
-        )
+        return _detail(request, session, principal, org, status_code=422, errors=errors, form=form)
     changed = []
     for field, value in (
         ("name", name.strip()),

@@ -33,7 +33,10 @@ def overview(request: Request, session: SessionDep, principal: PageUser) -> HTML
     figures = dashboard.overview(session, under, current)
     days = dashboard.trend(session, under)
     trend = charts.line_chart(
-        {t("chart.findings_per_day"): days["findings"], t("chart.scanned_per_day"): days["scanned"]},
+        {
+            t("chart.findings_per_day"): days["findings"],
+            t("chart.scanned_per_day"): days["scanned"],
+        },
         title=t("chart.trend_month"),
         lang=lang,
         width=520,

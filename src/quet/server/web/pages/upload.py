@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request, UploadFile
@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse
 from quet.errors import InputError
 from quet.server.deps import Principal
 from quet.server.services import ingest, orgs, rollups
-from quet.store.models import Device, Organisation, ScanReport
 from quet.server.web.render import PageRoute, PageUser, SessionDep, forbidden, render
+from quet.store.models import Device, Organisation, ScanReport
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 MAX_UPLOAD = 64 * 1024 * 1024
@@ -32,7 +32,7 @@ def _choices(session: SessionDep, principal: Principal) -> list[Organisation]:
     )
 
 
-def _choice_context(session: SessionDep, principal: Principal) -> dict[str, object]:
+def _choice_context(session: SessionDep, principal: Principal) -> dict[str, Any]:
     choices = _choices(session, principal)
     # An em space per level shows the tree inside the <select>.
     indent = [(o.code, "\u2003" * (o.depth - principal.org.depth) + o.name) for o in choices]
