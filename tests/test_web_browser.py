@@ -295,6 +295,7 @@ def test_an_administrator_walks_through_every_page(live: str, browser: Browser) 
     b = browser
     text = b.goto(f"{live}/")
     assert "Đăng nhập hệ thống" in text  # not signed in: sent to the login page
+    b.screenshot("login")
     text = sign_in(b, live, "quantri")
     # The overview: figures, the campaign, the charts.
     assert "Tổng quan" in text and "Nguyễn Văn Quản" in text
