@@ -6,8 +6,9 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable, Coroutine
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import Depends, HTTPException, Request, Response, status
@@ -25,6 +26,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 LANG_COOKIE = "quet_lang"
 PRE_CSRF_COOKIE = "quet_form"  # double-submit token for forms without a session (login, ack)
 PASSWORD_PAGE = "/account/password"
+# Times are stored in UTC and shown in Vietnam's time (UTC+7 all year, no daylight saving).
+DISPLAY_TZ = timezone(timedelta(hours=7), "ICT")
+
+D = TypeVar("D", date, datetime, None)
 
 env = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -41,6 +46,13 @@ FLASHES: dict[str, str] = {
     "password_changed": "success",
     "status_changed": "success",
 }
+
+
+def local(value: D) -> D:
+    """An aware datetime in Vietnam's time; dates and None unchanged."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(DISPLAY_TZ)
+    return value
 
 
 def lang_of(request: Request) -> str:
@@ -99,6 +111,8 @@ def render(
     flash = request.query_params.get("flash", "")
     flashes = [(FLASHES[flash], t(f"flash.{flash}"))] if flash in FLASHES else []
     context.update(
+        format_date=lambda d: i18n.format_date(local(d), lang),
+        format_datetime=lambda d: i18n.format_datetime(local(d), lang),
         request=request,
         user=user_view(principal),
         principal=principal,
