@@ -1,11 +1,18 @@
-"""The registry of log sources: one module per format, each a name, a sniff and a reader."""
+"""The registry of log sources: one module per format, each a name, a sniff and a reader; plus
+the helpers every reader shares (gzip-transparent numbered lines, IP/name/time normalising)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import gzip
+import ipaddress
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from quet.errors import InputError
 from quet.indicators.model import IssueLog
 from quet.netwatch.records import NetEvent
 
@@ -27,3 +34,264 @@ def register(src: Source) -> Source:
         raise ValueError(f"log source {src.name!r} is already registered")
     SOURCES[src.name] = src
     return src
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+# A truncated or corrupt .gz (a log rotated while being copied) ends the file, not the run.
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def open_text(path: Path, issues: IssueLog | None = None) -> Iterator[tuple[int, str]]:
+    """Numbered lines (from 1) of a log, gunzipped when it starts with the gzip magic bytes,
+    decoded as UTF-8 with replacement, without the line end. A missing or unreadable file is an
+    InputError; a corrupt gzip stream ends the file (an IssueLog entry when `issues` is given)."""
+    path = Path(path)
+    try:
+        raw = path.open("rb")
+    except FileNotFoundError as exc:
+        raise InputError("no such file", path=str(path)) from exc
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=str(path)) from exc
+    lineno = 0
+    with raw:
+        magic = raw.read(2)
+        raw.seek(0)
+        fh = gzip.GzipFile(fileobj=raw) if magic == GZIP_MAGIC else raw
+        try:
+            for lineno, data in enumerate(fh, start=1):
+                text = data.decode("utf-8", errors="replace").rstrip("\r\n")
+                yield lineno, text.lstrip("\ufeff") if lineno == 1 else text
+        except _GZIP_ERRORS as exc:
+            if issues is None:
+                raise InputError(f"corrupt gzip data after line {lineno}: {exc}", str(path)) from exc
+            issues.add(str(path), lineno + 1, f"corrupt gzip data, rest of file skipped: {exc}")
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", str(path)) from exc
+
+
+def head(path: Path, n: int = 30) -> list[str]:
+    """The first `n` lines of a log as text (gzip undone); fewer when the file is short or its
+    gzip stream breaks early. A missing file is an InputError."""
+    lines: list[str] = []
+    if n <= 0:
+        return lines
+    scratch = IssueLog()
+    for _, text in open_text(Path(path), scratch):
+        lines.append(text)
+        if len(lines) >= n:
+            break
+    return lines
+
+
+def detect(path: Path) -> Source | None:
+    """The first registered source whose sniff accepts the file's head and name; None if none."""
+    path = Path(path)
+    try:
+        lines = head(path)
+    except InputError:
+        return None
+    for src in SOURCES.values():
+        try:
+            if src.sniff(lines, path.name):
+                return src
+        except Exception:
+            continue  # one source's faulty sniff must not hide the others
+    return None
+
+
+def read_path(
+    path: Path, issues: IssueLog, source: Source | str | None = None
+) -> Iterator[NetEvent]:
+    """Events from a log file, or from every log in a folder (recursively, hidden files skipped);
+    a file no source recognises is an IssueLog entry at line 0. `source` (a Source or its name)
+    forces the reader. A missing path or an unknown source name raises InputError."""
+    path = Path(path)
+    chosen: Source | None
+    if isinstance(source, str):
+        chosen = SOURCES.get(source)
+        if chosen is None:
+            raise InputError(f"unknown log source {source!r}; known: {', '.join(sorted(SOURCES))}")
+    else:
+        chosen = source
+    if not path.exists():
+        raise InputError("no such file or folder", path=str(path))
+    if not path.is_dir():
+        yield from _read_file(path, issues, chosen, strict=True)
+        return
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        if any(part.startswith(".") for part in child.relative_to(path).parts):
+            continue  # .git, editor and partial-download files
+        yield from _read_file(child, issues, chosen, strict=False)
+
+
+def _read_file(
+    path: Path, issues: IssueLog, chosen: Source | None, *, strict: bool
+) -> Iterator[NetEvent]:
+    src = chosen or detect(path)
+    if src is None:
+        issues.add(str(path), 0, "unknown log format; skipped")
+        return
+    try:
+        yield from src.read(path, issues)
+    except InputError as exc:
+        if strict:
+            raise
+        # In a folder one unreadable file (permissions, vanished) is reported, not fatal.
+        issues.add(str(path), 0, str(exc))
+
+
+# --- helpers shared by the readers ------------------------------------------------------------
+
+EMPTY_VALUES = frozenset({"", "-", "(empty)"})
+
+
+def norm_ip(value: object) -> str:
+    """An IP address in compressed form ('' for empty, '-', '(empty)', None); ValueError if the
+    value is something else. Brackets ("[::1]") and an IPv6 zone ("fe80::1%eth0") are dropped."""
+    if value is None:
+        return ""
+    text = str(value).strip()
+    if text in EMPTY_VALUES:
+        return ""
+    text = text.strip("[]").split("%", 1)[0]
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        raise ValueError(f"not an IP address: {str(value)[:80]!r}") from None
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def norm_name(value: object) -> str:
+    """A DNS name as we compare them: lower case, no trailing dot; '' for empty values."""
+    if value is None:
+        return ""
+    text = str(value).strip()
+    if text in EMPTY_VALUES:
+        return ""
+    return text.rstrip(".").lower()
+
+
+def norm_host(value: object) -> str:
+    """An HTTP Host / SNI value as a bare name or IP: the port and IPv6 brackets dropped."""
+    text = norm_name(value)
+    if text.startswith("["):
+        return norm_name(text[1:].split("]", 1)[0])
+    if text.count(":") == 1:
+        name, port = text.split(":")
+        if port.isdigit():
+            return norm_name(name)
+    return text
+
+
+def answer_values(values: Iterable[object]) -> list[str]:
+    """DNS answer data worth matching: IPs (compressed) and host names (normalised), in order,
+    without duplicates; TXT strings, SOA records and other non-names are left out."""
+    out: list[str] = []
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        text = value.strip()
+        if text in EMPTY_VALUES:
+            continue
+        try:
+            item = norm_ip(text)
+        except ValueError:
+            item = norm_name(text)
+            if not item or "." not in item or any(c.isspace() for c in item):
+                continue
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def norm_port(value: object) -> int:
+    """A port number; 0 when absent; ValueError when not a port."""
+    if value is None or isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        port = value
+    else:
+        text = str(value).strip()
+        if text in EMPTY_VALUES:
+            return 0
+        port = int(text.split("/", 1)[0])  # Zeek can write "53/udp"
+    if not 0 <= port <= 65535:
+        raise ValueError(f"not a port: {value!r}")
+    return port
+
+
+_PROTO_NUMBERS = {"1": "icmp", "6": "tcp", "17": "udp", "58": "ipv6-icmp", "132": "sctp"}
+
+
+def norm_proto(value: object) -> str:
+    if value is None:
+        return ""
+    text = str(value).strip().lower()
+    if text in EMPTY_VALUES:
+        return ""
+    if text.isdigit():
+        return _PROTO_NUMBERS.get(text.lstrip("0") or "0", text.lstrip("0") or "0")
+    return text
+
+
+# btest and other test harnesses replace real times with X's.
+_CANONIFIED = re.compile(r"^X+(\.X+)?$")
+
+
+def parse_ts(value: object) -> datetime | None:
+    """A timezone-aware UTC time from epoch seconds (number or text) or ISO 8601 text (naive
+    means UTC); None when missing or canonified (`XXXXXXXXXX.XXXXXX`); ValueError otherwise."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _from_epoch(float(value), value)
+    text = str(value).strip()
+    if text in EMPTY_VALUES or _CANONIFIED.match(text):
+        return None
+    try:
+        return _from_epoch(float(text), value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a time: {text[:40]!r}") from None
+    if when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def _from_epoch(seconds: float, original: object) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"not a time: {str(original)[:40]!r}") from None
+
+
+# Imported last so that each module can register itself with the functions above.
+from quet.netwatch.sources import zeek, suricata  # noqa: E402, F401, I001
+
+__all__ = [
+    "SOURCES",
+    "Source",
+    "answer_values",
+    "detect",
+    "head",
+    "is_ip",
+    "norm_host",
+    "norm_ip",
+    "norm_name",
+    "norm_port",
+    "norm_proto",
+    "open_text",
+    "parse_ts",
+    "read_path",
+    "register",
+]
