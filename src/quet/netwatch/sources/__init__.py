@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import json
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -241,6 +242,38 @@ def norm_proto(value: object) -> str:
     return text
 
 
+def make_url(host: str, target: str, port: int = 0) -> str:
+    """The full http:// URL of a request from its Host (or server IP) and request target; the
+    target as is when it is already absolute (proxy requests); '' when the target is not a path
+    (`*`, empty, CONNECT's host:port)."""
+    target = target.strip()
+    head = target[:16].lower()
+    if head.startswith(("http://", "https://", "ftp://")):
+        return target
+    host = host.strip().lower()
+    if not target.startswith("/") or not host or host in EMPTY_VALUES:
+        return ""
+    if ":" in host and is_ip(host):
+        host = f"[{host}]"  # a bare IPv6 address needs brackets in a URL
+    if port and port != 80 and not re.search(r":\d+$", host):
+        host = f"{host}:{port}"
+    return f"http://{host}{target}"
+
+
+def load_json_object(line: str) -> dict[str, object]:
+    """One JSON-lines record as a dict; ValueError for anything else (bad JSON, an array, a
+    nesting deep enough to exhaust the parser)."""
+    try:
+        value = json.loads(line)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"a JSON {type(value).__name__}, not an object")
+    return value
+
+
 # btest and other test harnesses replace real times with X's.
 _CANONIFIED = re.compile(r"^X+(\.X+)?$")
 
@@ -285,6 +318,8 @@ __all__ = [
     "detect",
     "head",
     "is_ip",
+    "load_json_object",
+    "make_url",
     "norm_host",
     "norm_ip",
     "norm_name",

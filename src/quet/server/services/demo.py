@@ -114,8 +114,10 @@ def seed(session: Session) -> str:
     campaign = _campaign(session, root, today)
     passwords: list[str] = []
     agencies: list[Organisation] = []
+    provinces: list[Organisation] = []
     for prov in PROVINCES:
         p_org, a_orgs = _province(session, root, prov)
+        provinces.append(p_org)
         agencies += a_orgs
         password = security.new_password()
         users.create_user(
@@ -124,7 +126,12 @@ def seed(session: Session) -> str:
             must_change_password=True, actor="demo",
         )  # fmt: skip
         passwords.append(f"canbo.{prov.code.lower()} / {password}")
+    # The provinces relay the campaign and report their own roll-up: they take part too.
     counts = _participations(session, campaign, agencies, today, rng)
+    for state, n in _participations(
+        session, campaign, provinces, today, rng, states=("reported", "deployed", "reported")
+    ).items():
+        counts[state] = counts.get(state, 0) + n
     devices, findings = _devices(session, agencies, now, rng)
     rollups.refresh(session, now=now)
     states = ", ".join(f"{k}: {v}" for k, v in counts.items())
@@ -187,12 +194,12 @@ def _participations(
     agencies: list[Organisation],
     today: date,
     rng: random.Random,
+    states: tuple[str, ...] = ("reported", "deployed", "reported", "acknowledged", "late"),
 ) -> dict[str, int]:
     start = datetime.combine(today - timedelta(days=150), datetime.min.time(), UTC)
     deadline = datetime.combine(today - timedelta(days=50), datetime.min.time(), UTC)
-    # Cycling through the states gives every province a mix; the last is "late": nothing
-    # reported although the phase-1 deadline has passed.
-    states = ("reported", "deployed", "reported", "acknowledged", "late")
+    # Cycling through the states gives every province a mix; "late" means nothing reported
+    # although the phase-1 deadline has passed.
     counts: dict[str, int] = {}
     for n, org in enumerate(agencies):
         state = states[n % len(states)]

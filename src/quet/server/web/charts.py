@@ -256,7 +256,8 @@ def _bars_horizontal(
     ticks: list[float],
 ) -> None:
     shown = [_num(v, lang) for v in nums]
-    label_w = min(10 + CHAR_W * max(len(s) for s in labels), width * 0.35)
+    # Category labels are drawn larger and bold: about 8 px a character.
+    label_w = min(12 + 8.0 * max(len(s) for s in labels), width * 0.42)
     value_w = 8 + CHAR_W * max(len(s) for s in shown)
     plot_w = width - label_w - value_w - 8
     row = (height - top - 20) / len(nums)
