@@ -361,7 +361,11 @@ def main() -> None:
             port = s.getsockname()[1]
     home = Path(tempfile.mkdtemp(prefix="quet-bench-"))
     server = Server(db_url, port, home, args.server_arg)
-    figures: dict[str, Any] = {"cores": os.cpu_count(), "database": "postgresql", "args": vars(args)}
+    figures: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "database": "postgresql",
+        "args": vars(args),
+    }
     try:
         figures["startup_seconds"] = round(server.start(), 2)
         creds = enroll(server, db_url, args.devices)

@@ -105,6 +105,7 @@ def write_log(path: Path, n: int, values: dict[str, list[str]], seed: int = 11) 
     sub_benign = [f"{s}.{b}" if s else b for b in benign for s in [rng.choice(SUBS)]]
     doms = values["domain"]
     listed_ips = values["ipv4"]
+    clients = [f"10.{i // 250}.{i % 250}.{rng.randint(1, 254)}" for i in range(5000)]
     counts = {"hits": 0, "near": 0, "ip_hits": 0}
     chunk = 1_000_000
     with open(path, "w") as f:
@@ -125,7 +126,10 @@ def write_log(path: Path, n: int, values: dict[str, list[str]], seed: int = 11) 
                 query[i] = "x" + doms[int(nrng.integers(len(doms)))]
             counts["hits"] += int(hit.sum())
             counts["near"] += int(near.sum())
-            ans_ip = nrng.integers(1 << 24, 223 << 24, m, dtype=np.uint32)
+            # A name mostly resolves to the same address (10 % of answers vary, as with CDNs).
+            ans_ip = nrng.integers(1 << 24, 223 << 24, m, dtype=np.int64)
+            keep = (nrng.random(m) < 0.9) & ~hit & ~near
+            ans_ip[keep] = (pool_idx[keep] * 2654435761) % (222 << 24) + (1 << 24)
             answers = [
                 f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}" for a in ans_ip.tolist()
             ]
@@ -142,11 +146,7 @@ def write_log(path: Path, n: int, values: dict[str, list[str]], seed: int = 11) 
                     ".",
                 ),
                 pc.binary_join_element_wise("C", pc.cast(pa.array(nrng.integers(10**15, 10**16, m)), pa.string()), ""),
-                pc.binary_join_element_wise(
-                    "10.", pc.cast(pa.array(nrng.integers(0, 20, m)), pa.string()), ".",
-                    pc.cast(pa.array(nrng.integers(0, 250, m)), pa.string()), ".",
-                    pc.cast(pa.array(nrng.integers(1, 255, m)), pa.string()), "",
-                ),
+                _pick(clients, nrng.integers(0, len(clients), m)),
                 pc.cast(pa.array(nrng.integers(1024, 65535, m)), pa.string()),
                 pa.array(["10.0.0.53"] * m),
                 pa.array(["53"] * m),

@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from conftest import EICAR
 from fastapi import FastAPI
-from server_fixtures import db_session, server_app  # noqa: F401  (fixtures)
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from conftest import EICAR
 from quet.agent import config, runner
 from quet.agent.client import AgentClient
 from quet.agent.spool import Spool

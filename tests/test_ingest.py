@@ -16,14 +16,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_fixtures import client, db_session, server_app  # noqa: F401  (fixtures)
-from server_fixtures import bearer, make_org, make_token, make_user
 from sqlalchemy.orm import Session
 
 from quet.errors import InputError
 from quet.scanner.result import Finding, ScanResult
 from quet.server.services import campaigns, devices, ingest, orgs
 from quet.store.models import Device, FindingRow, Participation, ScanReport
+from server_fixtures import bearer, make_org, make_token, make_user
 
 
 def report(
@@ -249,7 +248,7 @@ def test_coverage_figures(client: TestClient, db_session: Session) -> None:
 
 
 def test_ingest_marks_the_campaign_deployed(client: TestClient, db_session: Session) -> None:
-    device_id, dev = enroll_device(client, db_session, "HN")
+    _, dev = enroll_device(client, db_session, "HN")
     root = orgs.root(db_session)
     assert root is not None
     today = date.today()
@@ -314,9 +313,8 @@ def test_service_ingest_and_duplicates_in_one_batch(
 
 
 def test_tuf_files_are_served_read_only(tmp_path: Path) -> None:
-    from server_fixtures import make_settings
-
     from quet.server.app import create_app
+    from server_fixtures import make_settings
 
     repo = tmp_path / "repo"
     (repo / "metadata").mkdir(parents=True)
@@ -375,3 +373,22 @@ def test_parse_of_near_reports(value: dict[str, Any]) -> None:
     item = ingest.prepare(parsed, 1, 1)
     assert item.finished >= datetime(1970, 1, 1, tzinfo=UTC)
     assert all(len(f[0]) <= 32 and "\x00" not in f[2] for f in item.findings)
+
+
+def test_fast_path_answers_like_the_route(server_app: FastAPI, db_session: Session) -> None:
+    from quet.server.api.scans import FastIngest
+
+    server_app.add_middleware(FastIngest)
+    with TestClient(server_app) as fast:
+        _, dev = enroll_device(fast, db_session)
+        data = report(2)
+        r = fast.post("/api/v1/scans", json=data, headers=dev)
+        assert (r.status_code, r.json()) == (201, {"id": data["id"], "duplicate": False})
+        assert fast.post("/api/v1/scans", json=data, headers=dev).status_code == 200
+        assert fast.post("/api/v1/scans", json=data).status_code == 401
+        bad = fast.post("/api/v1/scans", json=report(id="x"), headers=dev)
+        assert bad.status_code == 422 and "id" in bad.json()["detail"]
+        huge = b"[" + b" " * (20 * 2**20) + b"]"
+        assert fast.post("/api/v1/scans", content=huge, headers=dev).status_code == 413
+        assert fast.get("/api/v1/health").status_code == 200  # everything else passes through
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(FindingRow)) == 2

@@ -265,7 +265,7 @@ class _TCPHandler(socketserver.StreamRequestHandler):
         assert isinstance(server, _TCPServer)
         label = f"syslog:tcp:{self.client_address[0]}"
         while True:
-            first = self.rfile.peek(1)[:1]
+            first = self.rfile.peek(1)[:1]  # type: ignore[attr-defined]
             if not first:
                 return
             if first.isdigit():  # RFC 6587 octet counting: "LEN SP MSG"

@@ -116,6 +116,12 @@ def _full_url(ev: NetEvent) -> str:
     return ""
 
 
+def _both(ev: NetEvent, server_ours: bool) -> tuple[tuple[str, str], ...]:
+    if server_ours:
+        return (("client", ev.client),)
+    return (("server", ev.server), ("client", ev.client))
+
+
 class Matcher:
     """Matching with the caches that a stream of events needs (values repeat a lot in logs)."""
 
@@ -184,8 +190,12 @@ class Matcher:
         internal = self.internal
         for i, ev in enumerate(events):
             if self._has_ip:
-                for fld, ip in (("server", ev.server), ("client", ev.client)):
-                    if not ip or (fld == "client" and ip in internal):
+                # The remote side: the server, unless the client is outside and the server is
+                # ours (inbound); both when neither side is ours (which one is remote is unknown).
+                ours = ev.client in internal
+                sides = (("server", ev.server),) if ours else _both(ev, ev.server in internal)
+                for fld, ip in sides:
+                    if not ip:
                         continue
                     if ":" in ip:
                         if self._has_v6:
@@ -268,8 +278,8 @@ def match_events(
 ) -> Iterator[Hit]:
     """Every hit of `events` on `iset`, streaming, in event order.
 
-    Looked up: the remote side of a connection (the server), and the client too when it is not
-    an internal address (an inbound connection from a listed host); DNS query names and the
+    Looked up: the remote side of a connection — the server; the client instead when only the
+    server is internal (an inbound connection from a listed host); both when neither is; DNS query names and the
     names and IPs in their answers; HTTP hosts / TLS SNI; URLs; file hashes. A value or a listed
     indicator on a warninglist never hits."""
     m = Matcher(iset, warninglists, internal)

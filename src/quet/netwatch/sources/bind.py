@@ -3,7 +3,6 @@ that the other DNS-server sources (dnsmasq, Unbound) share."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -11,9 +10,10 @@ from pathlib import Path
 
 from quet.indicators.model import IssueLog
 from quet.netwatch.records import NetEvent
-from quet.netwatch.sources import Source, open_text, register
+from quet.netwatch.sources import Source, norm_ip, norm_name, open_text, register
 
-MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 
 # RFC 3164 (`Nov 25 08:01:02`) or RFC 5424 / ISO (`2026-11-25T08:01:02.123+00:00`) stamp, an
 # optional host (dnsmasq's own log file has none), then `program[pid]: message`.
@@ -30,13 +30,13 @@ _ISO = re.compile(
 
 def dns_name(text: str) -> str:
     """A DNS name as records carry it: lower case, no trailing dot ('.' itself -> '')."""
-    return text.strip().rstrip(".").lower()
+    return norm_name(text)
 
 
 def ip_text(text: str) -> str | None:
     """An IP address in compressed form, or None when `text` is not one."""
     try:
-        return ipaddress.ip_address(text.strip().strip("[]")).compressed
+        return norm_ip(text) or None
     except ValueError:
         return None
 
@@ -88,10 +88,7 @@ def split_syslog(line: str, ref: date) -> tuple[datetime | None, str, str] | Non
     m = _SYSLOG.match(line)
     if m is None:
         return None
-    if m["iso"]:
-        ts = iso_time(m["iso"])
-    else:
-        ts = syslog_time(m["mon"], m["day"], m["hms"], ref)
+    ts = iso_time(m["iso"]) if m["iso"] else syslog_time(m["mon"], m["day"], m["hms"], ref)
     return ts, m["prog"], m["msg"]
 
 
@@ -131,7 +128,7 @@ def _bind_time(m: re.Match[str]) -> datetime | None:
     return stamp
 
 
-def parse_bind(body: str, ts: datetime | None) -> NetEvent | None | str:
+def parse_bind(body: str, ts: datetime | None) -> NetEvent | str | None:
     """One BIND message (after the time stamp): a NetEvent, None for a message that is not
     about a query, or an error text for a query line we could not read."""
     body = _PREFIX.sub("", body, count=1)

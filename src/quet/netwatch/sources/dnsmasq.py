@@ -44,11 +44,11 @@ class _Pending:
         if not ids:
             return None
         ip = ip_text(value)
-        if ip is not None:
-            want = "AAAA" if ":" in ip else "A"
-            for i in ids:
-                if self.events[i][1] == want:
-                    return self.events[i][0]
+        want = ("AAAA" if ":" in ip else "A") if ip is not None else ""
+        for i in ids:
+            event, qtype, _ = self.events[i]
+            if (want and qtype == want) or (not want and not event.action):
+                return event
         return self.events[ids[0]][0]
 
     def pop_older(self, line: int) -> Iterator[NetEvent]:
@@ -97,7 +97,11 @@ def read_dnsmasq(path: Path, issues: IssueLog) -> Iterator[NetEvent]:
     """Query events, each yielded once its replies are in (or WINDOW lines later, or at the end)."""
     ref = file_date(path)
     pending = _Pending()
-    chain: NetEvent | None = None  # the query a `<CNAME>` reply left open
+    # The query the last answer line went to: a CNAME chain goes on under other names
+    # (`X is <CNAME>`, then `Y is <CNAME>`, then `Z is 1.2.3.4`, `Z is 1.2.3.5`).
+    chain: NetEvent | None = None
+    chain_open = False  # the last line was `is <CNAME>`: the next name is its target
+    chain_last = ""
     for lineno, line in open_text(path):
         yield from pending.pop_older(lineno - WINDOW)
         if not line.strip():
@@ -138,17 +142,16 @@ def read_dnsmasq(path: Path, issues: IssueLog) -> Iterator[NetEvent]:
         if am is None or am["src"].startswith(("forwarded", "query", "dnssec", "validation")):
             chain = None
             continue
-        key = serial or dns_name(am["name"])
-        target = pending.find(key, am["val"])
-        if target is None and chain is not None and am["src"] == "reply":
+        name = dns_name(am["name"])
+        target = pending.find(serial or name, am["val"])
+        if target is None and chain is not None and (chain_open or name == chain_last):
             target = chain
-            name = dns_name(am["name"])
-            if name and name not in target.answers:
+            if chain_open and name and name not in target.answers:
                 target.answers.append(name)
         if target is None:
             chain = None
             continue
-        chain = target if _apply(target, am["src"], am["val"]) else None
+        chain, chain_open, chain_last = target, _apply(target, am["src"], am["val"]), name
     yield from pending.pop_all()
 
 

@@ -28,7 +28,7 @@ _KIND = "unbound:query"
 _Key: TypeAlias = tuple[str, str, str]
 
 
-def _message(line: str, ref: date) -> tuple[datetime | None, str] | None | str:
+def _message(line: str, ref: date) -> tuple[datetime | None, str] | str | None:
     """(time, message) of an Unbound line; None for another program; an error text when the
     line is no log line at all."""
     own = _OWN.match(line)
@@ -110,7 +110,8 @@ def read_unbound(path: Path, issues: IssueLog) -> Iterator[NetEvent]:
             event.action = action
             yield event
             continue
-        known.action = action
+        # a local action (always_nxdomain, refuse…) says more than the rcode that follows it
+        known.action = known.action or action
         known.client_port = known.client_port or event.client_port
         if m.re is _REPLY:
             yield known

@@ -322,14 +322,27 @@ def _write_generic(session: Session, items: Sequence[Prepared]) -> set[str]:
     return new
 
 
+# (database, organisation) -> when it was last marked deployed by this process: the marking
+# costs a few queries, and at thousands of reports a second one per organisation now and then is
+# plenty (it only records the first scan of a running campaign).
+_MARKED: dict[tuple[str, int], float] = {}
+MARK_EVERY = 10.0
+
+
 def _after(session: Session, fresh: Sequence[Prepared]) -> None:
     """Campaign progress: an organisation with a scanned device has deployed the campaign."""
     if not fresh:
         return
+    db = str(session.get_bind().engine.url)
+    now = time.monotonic()
     first_scan: dict[int, datetime] = {}
     for p in fresh:
+        if _MARKED.get((db, p.org_id), -MARK_EVERY) > now - MARK_EVERY:
+            continue
         if p.org_id not in first_scan or p.finished < first_scan[p.org_id]:
             first_scan[p.org_id] = p.finished
+    if not first_scan:
+        return
     try:
         campaigns = importlib.import_module("quet.server.services.campaigns")
     except ModuleNotFoundError:
@@ -339,6 +352,9 @@ def _after(session: Session, fresh: Sequence[Prepared]) -> None:
         return
     for org_id, when in sorted(first_scan.items()):
         mark(session, org_id, when)
+        _MARKED[(db, org_id)] = now
+    if len(_MARKED) > 100_000:
+        _MARKED.clear()
 
 
 # -- the service functions ----------------------------------------------------------------------

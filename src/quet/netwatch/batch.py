@@ -1,0 +1,596 @@
+"""Batch matching through DuckDB: logs parsed once (Zeek dns/conn TSV by DuckDB's CSV reader,
+every other format through the Python sources and Arrow) and matched by joins; the alerts are
+those of the streaming matcher (`match_events` + `aggregate`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from quet.errors import InputError
+from quet.indicators.domainhash import domain_key
+from quet.indicators.model import Indicator, IndicatorType, IssueLog, normalise_url
+from quet.indicators.warninglists import WarninglistSet
+from quet.netwatch import batch_sql as q
+from quet.netwatch.alerts import Alert
+from quet.netwatch.matcher import DEFAULT_INTERNAL, InternalNets, _full_url, _host_of
+from quet.netwatch.records import NetEvent
+from quet.netwatch.sources import GZIP_MAGIC, head, read_path
+
+T = IndicatorType
+FAST_LOGS = ("dns", "conn")  # the high-volume Zeek logs read by DuckDB itself
+MAX_V4_PREFIX_KEYS = 4_000_000  # /24 keys that short listed networks may expand into
+_ARROW_BATCH = 65_536
+_EMPTY = ("-", "(empty)", "")
+_HASH_LEN = {T.MD5: 32, T.SHA1: 40, T.SHA256: 64}
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+# -- indicators --------------------------------------------------------------------------------
+
+
+class _V6:
+    """IPv6 addresses and networks: few in practice, looked up in Python on distinct values."""
+
+    def __init__(self) -> None:
+        self.exact: dict[int, int] = {}
+        self.nets: dict[int, dict[int, int]] = {}
+
+    def lookup(self, text: str) -> list[int]:
+        try:
+            ip = ipaddress.IPv6Address(text.strip("[]"))
+        except ValueError:
+            return []
+        n = int(ip)
+        found = [self.exact[n]] if n in self.exact else []
+        for plen in sorted(self.nets, reverse=True):
+            iid = self.nets[plen].get(n >> (128 - plen))
+            if iid is not None:
+                return [*found, iid]
+        return found
+
+
+def _indicator_row(ind: Indicator) -> tuple[str, str, str, int, int] | None:
+    """(kind, key, listed value, prefix length, network) of an indicator as the tables hold it;
+    None for types no log value can hit (filenames, YARA). ValueError when unreadable."""
+    kind, value = ind.type, ind.value.strip()
+    if kind in (T.IPV4, T.IPV6):
+        ip = ipaddress.ip_address(value.strip("[]"))
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        text = ip.compressed
+        return ("v4" if ip.version == 4 else "v6"), text, text, 0, 0
+    if kind is T.CIDR:
+        net = ipaddress.ip_network(value, strict=False)
+        if isinstance(net, ipaddress.IPv6Network):
+            mapped = net.network_address.ipv4_mapped
+            if mapped is not None and net.prefixlen >= 96:
+                plen = net.prefixlen - 96
+                net4 = ipaddress.IPv4Network(f"{mapped}/{plen}")
+                return "c4", net4.compressed, net4.compressed, plen, int(mapped) >> (32 - plen)
+            return "c6", net.compressed, net.compressed, net.prefixlen, 0
+        plen = net.prefixlen
+        return "c4", net.compressed, net.compressed, plen, int(net.network_address) >> (32 - plen)
+    if kind is T.DOMAIN:
+        key = domain_key(value)
+        if "." not in key or "\n" in key:
+            raise ValueError(f"not a domain name: {value[:80]!r}")
+        return "dom", key, key, 0, 0
+    if kind is T.URL:
+        norm = normalise_url(value)
+        return "url", norm, norm, 0, 0
+    if kind in _HASH_LEN:
+        digest = value.lower()
+        bytes.fromhex(digest)
+        if len(digest) != _HASH_LEN[kind]:
+            raise ValueError(f"not a {kind.value} digest: {value[:80]!r}")
+        return kind.value, digest, digest, 0, 0
+    return None
+
+
+@dataclass(frozen=True)
+class _Meta:
+    name: str
+    family: str
+    source: str
+
+
+# -- Zeek TSV read by DuckDB ---------------------------------------------------------------------
+
+
+@dataclass
+class ZeekHeader:
+    path: str
+    sep: str
+    set_sep: str
+    empty: str
+    unset: str
+    fields: list[str]
+    skip: int  # header lines before the first record
+    gzip: bool
+
+
+def _unescape(text: str) -> str:
+    return text.encode().decode("unicode_escape") if "\\x" in text else text
+
+
+def zeek_header(path: Path) -> ZeekHeader | None:
+    """The header of a Zeek TSV log whose type DuckDB reads itself (dns, conn); None otherwise."""
+    try:
+        lines = head(path, 40)
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == GZIP_MAGIC
+    except (InputError, OSError):
+        return None
+    if not lines or not lines[0].startswith("#separator "):
+        return None
+    sep = _unescape(lines[0][len("#separator ") :]) or "\t"
+    info: dict[str, str] = {}
+    skip = len(lines)
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            skip = i
+            break
+        key, _, value = line.partition(sep)
+        info[key] = value
+    else:
+        return None
+    fields = info.get("#fields", "").split(sep)
+    log = info.get("#path", "") or path.name.split(".", 1)[0]
+    if log not in FAST_LOGS or len(sep) != 1 or "ts" not in fields or "id.orig_h" not in fields:
+        return None
+    return ZeekHeader(
+        path=log,
+        sep=sep,
+        set_sep=_unescape(info.get("#set_separator", ",")) or ",",
+        empty=info.get("#empty_field", "(empty)"),
+        unset=info.get("#unset_field", "-"),
+        fields=fields,
+        skip=skip,
+        gzip=gz,
+    )
+
+
+def zeek_events_sql(path: Path, h: ZeekHeader) -> str:
+    """The event relation of a Zeek dns/conn TSV log: one pass of DuckDB's CSV reader, every
+    column text; a line's number is its row number (null_padding keeps short lines as rows,
+    a spare last column catches long ones), `bad` says what the Python reader would refuse."""
+    cols = [*h.fields, "__extra"]
+    spec = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
+    empties = ", ".join(_sql_str(v) for v in {h.empty, h.unset, "-", "(empty)", ""})
+
+    def col(name: str) -> str:
+        return _ident(name) if name in h.fields else "NULL"
+
+    def text(name: str) -> str:
+        c = col(name)
+        return f"(case when trim({c}) in ({empties}) or {c} is null then '' else trim({c}) end)"
+
+    port_ok = " and ".join(
+        f"({text(p)} = '' or try_cast(split_part({text(p)}, '/', 1) as INT) between 0 and 65535)"
+        for p in ("id.orig_p", "id.resp_p")
+    )
+    ip_ok = "({v} = '' or regexp_full_match({v}, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}') or contains({v}, ':'))"
+    bad = f"""case
+      when {_ident(h.fields[-1])} is null then 'fewer fields than the #fields header names'
+      when __extra is not null then 'more fields than the #fields header names'
+      when not ({text("ts")} = '' or regexp_full_match({text("ts")}, 'X+\\.X+')
+                or try_cast({text("ts")} as DOUBLE) is not null) then 'not a time'
+      when {text("id.orig_h")} = '' then 'no id.orig_h (originator address)'
+      when not ({ip_ok.format(v=text("id.orig_h"))} and {ip_ok.format(v=text("id.resp_h"))})
+           then 'not an IP address'
+      when not ({port_ok}) then 'not a port'
+      else '' end"""
+    if "answers" in h.fields and "query" in h.fields:
+        query = f"lower(rtrim({text('query')}, '.'))"
+        answers = f"""list_filter(list_transform(
+            case when {text("answers")} = '' then [] else
+                 string_split({text("answers")}, {_sql_str(h.set_sep)}) end,
+            lambda a: case when contains(trim(a), ':')
+                                or regexp_full_match(trim(a), '[0-9.]+') then trim(a)
+                           else lower(rtrim(trim(a), '.')) end),
+            lambda a: a not in ({empties}) and (contains(a, ':') or contains(a, '.'))
+                      and not regexp_matches(a, '\\s'))"""
+    else:
+        query, answers = "''", "[]::VARCHAR[]"
+    options = (
+        f"delim={_sql_str(h.sep)}, header=false, skip={h.skip}, columns={spec}, quote='', "
+        "escape='', auto_detect=false, null_padding=true, strict_mode=false"
+        + (", compression='gzip'" if h.gzip else ", compression='none'")
+    )
+    return f"""
+      select {_sql_str(str(path))} as src, rn + {h.skip} as line, rn as eid,
+             to_timestamp(try_cast({text("ts")} as DOUBLE)) as ts,
+             {text("id.orig_h")} as client, {text("id.resp_h")} as server,
+             {query} as query, {answers} as answers, '' as host, '' as url, '' as url_norm,
+             '' as md5, '' as sha1, '' as sha256, {bad} as bad
+      from (select row_number() over () as rn, * from read_csv({_sql_str(str(path))}, {options}))
+      where {col("ts")} is null or not starts_with({col("ts")}, '#')"""
+
+
+# -- other formats through the Python sources ------------------------------------------------------
+
+_EVENT_SCHEMA = pa.schema(
+    [
+        ("src", pa.string()),
+        ("line", pa.int64()),
+        ("eid", pa.int64()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("client", pa.string()),
+        ("server", pa.string()),
+        ("query", pa.string()),
+        ("answers", pa.list_(pa.string())),
+        ("host", pa.string()),
+        ("url", pa.string()),
+        ("url_norm", pa.string()),
+        ("md5", pa.string()),
+        ("sha1", pa.string()),
+        ("sha256", pa.string()),
+        ("bad", pa.string()),
+    ]
+)
+
+
+def _url_norm(ev: NetEvent) -> str:
+    if not ev.url:
+        return ""
+    url = _full_url(ev)
+    try:
+        return normalise_url(url) if url else ""
+    except InputError:
+        return ""
+
+
+def _event_host(ev: NetEvent) -> str:
+    host = _host_of(ev.host) if ev.host else ""
+    if not host and ev.url and "://" in ev.url:
+        host = _host_of(ev.url.split("://", 1)[1].split("/", 1)[0])
+    return host
+
+
+def events_table(events: Iterable[NetEvent]) -> Iterator[pa.Table]:
+    """NetEvents as Arrow tables of the event relation, a batch at a time."""
+    rows: list[NetEvent] = []
+    done = 0
+
+    def flush() -> pa.Table:
+        return pa.table(
+            {
+                "src": [e.source for e in rows],
+                "line": [e.line for e in rows],
+                "eid": range(done, done + len(rows)),
+                "ts": [e.ts for e in rows],
+                "client": [e.client for e in rows],
+                "server": [e.server for e in rows],
+                "query": [e.query for e in rows],
+                "answers": [[a.lower().rstrip(".") if "." in a else a for a in e.answers] for e in rows],
+                "host": [_event_host(e) for e in rows],
+                "url": [e.url for e in rows],
+                "url_norm": [_url_norm(e) for e in rows],
+                "md5": [e.md5.lower() for e in rows],
+                "sha1": [e.sha1.lower() for e in rows],
+                "sha256": [e.sha256.lower() for e in rows],
+                "bad": [""] * len(rows),
+            },
+            schema=_EVENT_SCHEMA,
+        )
+
+    for ev in events:
+        rows.append(ev)
+        if len(rows) >= _ARROW_BATCH:
+            yield flush()
+            done += len(rows)
+            rows = []
+    if rows:
+        yield flush()
+
+
+# -- the matcher -------------------------------------------------------------------------------
+
+
+def log_files(paths: Sequence[Path]) -> list[Path]:
+    """The files of `paths` in the order read_path reads them (folders recursively, sorted,
+    hidden parts skipped). A missing path is an InputError."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise InputError("no such file or folder", path=str(path))
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if not any(part.startswith(".") for part in child.relative_to(path).parts):
+                    out.append(child)
+        else:
+            out.append(path)
+    return out
+
+
+class BatchMatcher:
+    """Indicators loaded once into DuckDB tables; `scan` matches log files against them."""
+
+    def __init__(
+        self,
+        indicators: Iterable[Indicator],
+        warninglists: WarninglistSet | None = None,
+        *,
+        threads: int = 2,
+        memory_limit: str = "2GB",
+        internal: InternalNets | None = None,
+        issues: IssueLog | None = None,
+    ) -> None:
+        self.wl = warninglists
+        self.internal = internal if internal is not None else InternalNets(DEFAULT_INTERNAL)
+        self.con = duckdb.connect(
+            config={
+                "threads": threads,
+                "memory_limit": memory_limit,
+                "preserve_insertion_order": True,
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            }
+        )
+        self.con.execute("set TimeZone = 'UTC'")
+        self.skipped = 0
+        self._metas: list[_Meta] = []
+        self._v6 = _V6()
+        self._load(indicators, issues)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _load(self, indicators: Iterable[Indicator], issues: IssueLog | None) -> None:
+        cols: dict[str, list[Any]] = {k: [] for k in ("kind", "key", "value", "plen", "net", "mid", "conf")}
+        meta_ids: dict[_Meta, int] = {}
+        con = self.con
+        con.execute(
+            "create table ind_raw (seq BIGINT, kind VARCHAR, key VARCHAR, value VARCHAR, "
+            "plen INTEGER, net UBIGINT, mid INTEGER, conf SMALLINT, type VARCHAR)"
+        )
+        seq = 0
+
+        def flush() -> None:
+            n = len(cols["kind"])
+            if not n:
+                return
+            tbl = pa.table(
+                {
+                    "seq": pa.array(range(seq - n, seq), pa.int64()),
+                    **{k: cols[k] for k in ("kind", "key", "value")},
+                    "plen": pa.array(cols["plen"], pa.int32()),
+                    "net": pa.array(cols["net"], pa.uint64()),
+                    "mid": pa.array(cols["mid"], pa.int32()),
+                    "conf": pa.array(cols["conf"], pa.int16()),
+                }
+            )
+            con.register("ind_batch", tbl)
+            con.execute(
+                "insert into ind_raw select seq, kind, key, value, plen, net, mid, conf, "
+                "case kind when 'dom' then 'domain' when 'v4' then 'ipv4' when 'v6' then 'ipv6' "
+                "when 'c4' then 'cidr' when 'c6' then 'cidr' else kind end from ind_batch"
+            )
+            con.unregister("ind_batch")
+            for v in cols.values():
+                v.clear()
+
+        for ind in indicators:
+            try:
+                row = _indicator_row(ind)
+            except (ValueError, InputError) as exc:
+                self.skipped += 1
+                if issues is not None:
+                    issues.add(ind.source, ind.line, f"not indexed: {exc}")
+                continue
+            if row is None:
+                self.skipped += 1
+                continue
+            meta = _Meta(ind.name, ind.family, ind.source)
+            mid = meta_ids.get(meta)
+            if mid is None:
+                mid = meta_ids[meta] = len(self._metas)
+                self._metas.append(meta)
+            for k, v in zip(("kind", "key", "value", "plen", "net"), row, strict=True):
+                cols[k].append(v)
+            cols["mid"].append(mid)
+            cols["conf"].append(max(0, min(100, int(ind.confidence))))
+            seq += 1
+            if len(cols["kind"]) >= 200_000:
+                flush()
+        flush()
+        # One indicator per listed value, the most confident first (as IndicatorSet keeps them).
+        con.execute(
+            """create table ind as select row_number() over () as iid, * exclude (seq, conf) from (
+                 select * from ind_raw
+                 qualify row_number() over (partition by kind, key order by conf desc, seq) = 1)"""
+        )
+        con.execute("drop table ind_raw")
+        con.execute("create view dom as select key, iid from ind where kind = 'dom'")
+        con.execute("create view v4x as select key, iid from ind where kind = 'v4'")
+        con.execute("create view c4 as select plen, net, iid from ind where kind = 'c4'")
+        for kind, key, iid, plen in con.execute(
+            "select kind, key, iid, plen from ind where kind in ('v6', 'c6')"
+        ).fetchall():
+            if kind == "v6":
+                self._v6.exact[int(ipaddress.IPv6Address(key))] = iid
+            else:
+                net = ipaddress.IPv6Network(key)
+                self._v6.nets.setdefault(plen, {})[int(net.network_address) >> (128 - plen)] = iid
+        self._prefilter()
+
+    def _prefilter(self) -> None:
+        con = self.con
+        expand = con.execute(
+            "select coalesce(sum(1::BIGINT << (24 - plen)), 0) from ind "
+            "where kind = 'c4' and plen < 24"
+        ).fetchone()
+        v4_all = bool(expand and expand[0] > MAX_V4_PREFIX_KEYS)
+        con.execute(f"create table flags as select {v4_all} as v4_all")
+        slash24 = "format('{}.{}.{}', (a >> 24) & 255, (a >> 16) & 255, (a >> 8) & 255)"
+        con.execute(
+            f"""create table pkeys as select distinct k from (
+              select regexp_extract(key, '[^.]*\\.[^.]*$') k from ind where kind = 'dom'
+              union all
+              select left(key, length(key) - strpos(reverse(key), '.')) from ind where kind = 'v4'
+              union all
+              select {slash24} from (select net << (32 - plen) as a from ind
+                                     where kind = 'c4' and plen >= 24)
+              union all
+              select {slash24} from (
+                select (net << (32 - plen)) + (unnest(range((1 << (24 - plen))::BIGINT)) << 8) as a
+                from ind where kind = 'c4' and plen < 24 and not {v4_all})
+              union all
+              select 'v4' where {v4_all}
+              union all
+              select case when kind in ('v6', 'c6') then 'v6' else kind end from ind
+              where kind in ('v6', 'c6', 'url', 'md5', 'sha1', 'sha256')
+              union all select 'bad')"""
+        )
+
+    def nbytes(self) -> int:
+        """Memory DuckDB holds for the indicator tables (its buffer manager's count)."""
+        row = self.con.execute("select sum(memory_usage_bytes) from duckdb_memory()").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.con.execute("select kind, count(*) from ind group by kind").fetchall())
+
+    # -- scanning --------------------------------------------------------------------------
+
+    def scan(self, paths: Sequence[Path], issues: IssueLog | None = None) -> list[Alert]:
+        """Alerts of the log files (or folders) in `paths`, the most frequent first."""
+        issues = issues if issues is not None else IssueLog()
+        con = self.con
+        files = log_files(paths)
+        con.execute(
+            "create or replace temp table files (src VARCHAR, ord INTEGER);"
+            "create or replace temp table cand (src VARCHAR, line BIGINT, eid BIGINT, ts TIMESTAMPTZ, "
+            "client VARCHAR, server VARCHAR, field VARCHAR, value VARCHAR, key VARCHAR, "
+            "kind VARCHAR, rank INTEGER)"
+        )
+        con.executemany("insert into files values (?, ?)", [(str(f), i) for i, f in enumerate(files)])
+        for path in files:
+            header = zeek_header(path)
+            if header is not None:
+                self._candidates(zeek_events_sql(path, header))
+            else:
+                self._python_events(path, issues, strict=path in map(Path, paths))
+        for src, line, why in con.execute(
+            "select src, line, value from cand where kind = 'bad' order by src, line"
+        ).fetchall():
+            issues.add(src, int(line), why)
+        con.execute(q.HITS)
+        self._ipv6_hits()
+        self._drops()
+        return self._alerts()
+
+    def _candidates(self, events: str) -> None:
+        self.con.execute(q.CANDIDATES.format(obs=q.observables(events), pkey=q.PKEY))
+
+    def _python_events(self, path: Path, issues: IssueLog, strict: bool) -> None:
+        try:
+            for tbl in events_table(read_path(path, issues)):
+                self.con.register("py_events", tbl)
+                self._candidates("select * from py_events")
+                self.con.unregister("py_events")
+        except InputError as exc:
+            if strict:
+                raise
+            issues.add(str(path), 0, str(exc))
+
+    def _ipv6_hits(self) -> None:
+        values = [v for (v,) in self.con.execute("select distinct key from cand where kind = 'v6'").fetchall()]
+        pairs = [(v, iid) for v in values for iid in self._v6.lookup(v)]
+        if not pairs:
+            return
+        self.con.execute("create or replace temp table v6hits (key VARCHAR, iid BIGINT)")
+        self.con.executemany("insert into v6hits values (?, ?)", pairs)
+        self.con.execute(
+            "insert into raw_hits select c.src, c.line, c.eid, c.ts, c.client, c.server, c.field, "
+            "c.value, c.rank, h.iid from cand c join v6hits h on c.kind = 'v6' and c.key = h.key"
+        )
+
+    def _drops(self) -> None:
+        """Hits that never count: an internal client address (the client side is looked up
+        only when it is remote), a value or a listed indicator on a warninglist."""
+        con = self.con
+        con.execute("create or replace temp table dropped (field VARCHAR, value VARCHAR, iid BIGINT)")
+        rows = con.execute(
+            "select distinct h.field, h.value, h.iid, ind.type, ind.value from raw_hits h "
+            "join ind using (iid)"
+        ).fetchall()
+        drop: list[tuple[str, str, int]] = []
+        benign: dict[tuple[str, str], bool] = {}
+
+        def suppressed(kind: IndicatorType, value: str) -> bool:
+            if self.wl is None:
+                return False
+            known = benign.get((kind.value, value))
+            if known is None:
+                known = benign[(kind.value, value)] = self.wl.match(Indicator(kind, value)) is not None
+            return known
+
+        for field, value, iid, itype, ivalue in rows:
+            kind = T(itype)
+            value_kind = (T.IPV6 if ":" in value else T.IPV4) if kind in (T.IPV4, T.IPV6, T.CIDR) else kind
+            if (
+                (field == "client" and value in self.internal)
+                or suppressed(value_kind, value)
+                or suppressed(kind, ivalue)
+            ):
+                drop.append((field, value, iid))
+        if drop:
+            con.executemany("insert into dropped values (?, ?, ?)", drop)
+
+    def _alerts(self) -> list[Alert]:
+        alerts = []
+        for host, itype, ivalue, mid, first, last, count, fields, examples in self.con.execute(
+            q.ALERTS
+        ).fetchall():
+            meta = self._metas[mid]
+            alerts.append(
+                Alert(
+                    client=host,
+                    indicator_type=itype,
+                    indicator=ivalue,
+                    name=meta.name,
+                    family=meta.family,
+                    source_feed=meta.source,
+                    first_seen=first.astimezone(UTC) if first is not None else None,
+                    last_seen=last.astimezone(UTC) if last is not None else None,
+                    count=int(count),
+                    fields=list(fields),
+                    examples=[(src, int(line), value) for src, line, value in examples],
+                )
+            )
+        alerts.sort(key=lambda a: (-a.count, a.client, a.indicator_type, a.indicator))
+        return alerts
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def scan_batch(
+    paths: list[Path],
+    indicators: Iterable[Indicator],
+    warninglists: WarninglistSet | None = None,
+    issues: IssueLog | None = None,
+    threads: int = 2,
+) -> list[Alert]:
+    """The alerts `aggregate(match_events(...))` gives for the events of `paths`, through DuckDB:
+    one pass over each log, then joins on the few candidate values."""
+    matcher = BatchMatcher(indicators, warninglists, threads=threads, issues=issues)
+    try:
+        return matcher.scan(paths, issues)
+    finally:
+        matcher.close()

@@ -1,0 +1,133 @@
+"""The SQL of the batch matcher: events as one relation, their observable values, a prefilter
+that keeps the few candidates, and the joins (IP exact and per listed prefix length, domain
+label suffixes, URLs, hashes). `batch.py` runs it; this file only holds text."""
+
+from __future__ import annotations
+
+# The event relation every reader produces (the fast Zeek reader in SQL, the Python sources
+# through Arrow): src, line, eid (unique in its file: a packet may give two events), ts TIMESTAMPTZ, client, server, query, answers VARCHAR[], host
+# (a bare name or IP), url (as logged) and url_norm (normalised, '' when none), md5, sha1,
+# sha256, and bad (why the line was not read; '' for a good one).
+#
+# Observables: (field, value, kind, rank). `rank` orders a single event's values the way the
+# streaming matcher finds them (IPv4 values, then names, then the rest), so that when two values
+# of one event hit the same indicator both paths keep the same one.
+OBSERVABLES = r"""
+select src, line, eid, ts, client, server, o.field, o.value, o.key, o.kind, o.rank from (
+  select src, line, eid, ts, client, server, unnest(list_filter([
+      {'field': 'bad', 'value': bad, 'key': bad, 'kind': 'bad', 'rank': 0},
+      {'field': 'server', 'value': server, 'key': server, 'kind': {ipkind(server)},
+       'rank': {iprank(server, 0)}},
+      {'field': 'client', 'value': client, 'key': client, 'kind': {ipkind(client)},
+       'rank': {iprank(client, 1)}},
+      {'field': 'query', 'value': query, 'key': query, 'kind': 'dom', 'rank': 3000},
+      {'field': 'host', 'value': host, 'key': host,
+       'kind': case when {isip(host)} then {ipkind(host)} else 'dom' end,
+       'rank': case when {isip(host)} then 7002 else 3001 end}
+    ] || list_transform(answers, lambda a, i: {'field': 'answer', 'value': a, 'key': a,
+       'kind': case when {isip(a)} then {ipkind(a)} else 'dom' end,
+       'rank': case when not {isip(a)} then 4000 + i
+                    when contains(a, ':') then 7100 + i else 2000 + i end})
+      || [{'field': 'url', 'value': url, 'key': url_norm, 'kind': 'url', 'rank': 8000},
+          {'field': 'md5', 'value': md5, 'key': md5, 'kind': 'md5', 'rank': 8001},
+          {'field': 'sha1', 'value': sha1, 'key': sha1, 'kind': 'sha1', 'rank': 8002},
+          {'field': 'sha256', 'value': sha256, 'key': sha256, 'kind': 'sha256', 'rank': 8003}],
+    lambda x: x.key <> '' and x.key is not null and (bad = '' or x.kind = 'bad'))) o
+  from ({events})
+)
+"""
+
+# IPv4 dotted quads end in a digit (a name's top label never does); IPv6 has colons.
+_ISIP = "(regexp_full_match({v}, '[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+') or contains({v}, ':'))"
+_IPKIND = "case when contains({v}, ':') then 'v6' else 'v4' end"
+_IPRANK = "case when contains({v}, ':') then 7000 + {r} else {r} end"
+
+
+def observables(events: str) -> str:
+    """The observable rows of an event relation (a table name or a subquery)."""
+    sql = OBSERVABLES.replace("{events}", events)
+    for name, template in (("isip", _ISIP), ("ipkind", _IPKIND), ("iprank", _IPRANK)):
+        while "{" + name + "(" in sql:
+            start = sql.index("{" + name + "(")
+            end = sql.index(")}", start)
+            args = [a.strip() for a in sql[start + len(name) + 2 : end].split(",")]
+            text = template.replace("{v}", args[0])
+            if len(args) > 1:
+                text = text.replace("{r}", args[1])
+            sql = sql[:start] + text + sql[end + 2 :]
+    return sql
+
+
+# The prefilter key of a value: a name's last two labels (every listed suffix ends with them),
+# an IPv4 address's /24 network as text (listed networks shorter than /24 are expanded into
+# their /24s when there are not too many), and the kind itself for the rest.
+PKEY = r"""case kind
+  when 'dom' then regexp_extract(key, '[^.]*\.[^.]*$')
+  when 'v4' then case when (select v4_all from flags) then 'v4' else
+                 left(key, length(key) - strpos(reverse(key), '.')) end
+  else kind end"""
+
+# Candidates: the observables whose prefilter key is listed. One streaming pass.
+CANDIDATES = """
+insert into cand select * from ({obs}) where ({pkey}) in (select k from pkeys)
+"""
+
+# Every (candidate, indicator) pair: names by label suffixes, IPv4 exact and by the longest
+# listed prefix, URLs and hashes exact. IPv6 values are looked up in Python (see batch.py).
+HITS = r"""
+create or replace temp table raw_hits as
+with dom_suffix as (
+  select c.*, unnest(list_transform(range(len(p) - 1),
+         lambda j: array_to_string(p[j + 1:], '.'))) as suffix
+  from (select *, string_split(key, '.') p from cand
+        where kind = 'dom' and not regexp_matches(key, '[/:\[\]\s@]')) c
+),
+v4 as (
+  select *, (p[1]::UBIGINT << 24) + (p[2]::UBIGINT << 16) + (p[3]::UBIGINT << 8) + p[4]::UBIGINT
+         as ip
+  from (select *, string_split(key, '.') p from cand where kind = 'v4') c
+  where len(p) = 4 and list_bool_and(list_transform(p, lambda x: regexp_full_match(x, '[0-9]{1,3}')
+        and x::INT <= 255))
+),
+cidr as (
+  select v4.*, c4.iid, c4.plen,
+         max(c4.plen) over (partition by v4.src, v4.eid, v4.rank) as best
+  from v4 join c4 on c4.net = v4.ip >> (32 - c4.plen)
+)
+select d.src, d.line, d.eid, d.ts, d.client, d.server, d.field, d.value, d.rank, dom.iid
+  from dom_suffix d join dom on dom.key = d.suffix
+union all
+select v4.src, v4.line, v4.eid, v4.ts, v4.client, v4.server, v4.field, v4.value, v4.rank, v4x.iid
+  from v4 join v4x on v4x.key = v4.key
+union all
+select src, line, eid, ts, client, server, field, value, rank, iid from cidr where plen = best
+union all
+select c.src, c.line, c.eid, c.ts, c.client, c.server, c.field, c.value, c.rank, x.iid
+  from cand c join ind x on x.kind = c.kind and x.key = c.key
+  where c.kind in ('url', 'md5', 'sha1', 'sha256')
+"""
+
+# The hits that stay (not suppressed, one per event and indicator: the first found), rolled up
+# per internal host and indicator.
+ALERTS = """
+with kept as (
+  select h.*, ind.type, ind.value as ivalue, ind.mid,
+         case when h.field = 'client' then h.server else h.client end as host,
+         fi.ord as fo
+  from raw_hits h
+  join ind on ind.iid = h.iid
+  join files fi on fi.src = h.src
+  where not exists (select 1 from dropped d where d.field = h.field and d.value = h.value
+                    and d.iid = h.iid)
+  qualify row_number() over (partition by h.src, h.eid, h.iid order by h.rank) = 1
+)
+select k.host, k.type, k.ivalue, any_value(k.mid), min(k.ts), max(k.ts), count(*),
+       any_value(f.fields), arg_min([k.src, k.line::VARCHAR, k.value], [k.fo, k.eid, k.rank], 5)
+from kept k join (
+  select host, type, ivalue, list(field order by first) as fields from (
+    select host, type, ivalue, field, min([fo, eid, rank]) as first from kept
+    group by host, type, ivalue, field
+  ) group by host, type, ivalue
+) f using (host, type, ivalue)
+group by k.host, k.type, k.ivalue
+"""
