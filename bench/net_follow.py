@@ -46,7 +46,8 @@ def generate(path: Path, lines: int, bad: list[str], hit_rate: float, seed: int 
                 hits += 1
             else:
                 query = rnd.choice(benign)
-            client = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255 or 1}"
+            h = i % 5000  # a network of 5,000 hosts
+            client = f"10.{h >> 8}.{h & 255}.{1 + i % 7}"
             answer = f"93.184.{(i >> 8) & 255}.{i & 255}"
             rows.append(
                 f"{t0 + i * 0.001:.6f}\tC{i:x}\t{client}\t{40000 + i % 20000}\t10.0.0.53\t53\tudp"

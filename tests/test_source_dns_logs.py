@@ -107,7 +107,9 @@ def test_bind_syslog_year_from_file_time(tmp_path: Path) -> None:
 
 
 def test_syslog_year_rolls_back_over_new_year() -> None:
-    assert syslog_time("Dec", "31", "23:59:59", at(2027, 1, 1).date()) == at(2026, 12, 31, 23, 59, 59)
+    assert syslog_time("Dec", "31", "23:59:59", at(2027, 1, 1).date()) == at(
+        2026, 12, 31, 23, 59, 59
+    )
     assert syslog_time("Jan", "1", "00:00:01", at(2027, 1, 1).date()) == at(2027, 1, 1, 0, 0, 1)
     assert syslog_time("Foo", "1", "00:00:01", at(2027, 1, 1).date()) is None
     parts = split_syslog("2026-11-25T09:01:02.5+01:00 host named[1]: hello", at(2000, 1, 1).date())
@@ -269,7 +271,9 @@ junk_line = st.text(st.characters(exclude_categories=("Cs",)), max_size=200).map
 
 
 @pytest.mark.parametrize(("reader", "rel"), FUZZ)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(junk=st.lists(junk_line, max_size=8), where=st.integers(0, 40))
 def test_fuzzed_lines_never_fatal(
     tmp_path: Path, reader: Reader, rel: str, junk: list[str], where: int
@@ -285,3 +289,23 @@ def test_fuzzed_lines_never_fatal(
     # junk can add events (a fuzzed line may be a query) but never hide the real ones
     clean = {(e.client, e.query) for e in reader(DATA / rel, IssueLog())}
     assert clean <= {(e.client, e.query) for e in events}
+
+
+@pytest.mark.parametrize(("reader", "rel"), FUZZ)
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mutated_real_lines_never_fatal(
+    tmp_path: Path, reader: Reader, rel: str, data: st.DataObject
+) -> None:
+    lines = (DATA / rel).read_text().splitlines()
+    i = data.draw(st.integers(0, len(lines) - 1))
+    cut = data.draw(st.integers(0, len(lines[i])))
+    insert = data.draw(st.text(st.sampled_from(" :#@()[]/.-0123456789abcdefxyzAZ"), max_size=6))
+    lines[i] = lines[i][:cut] + insert + lines[i][cut + data.draw(st.integers(0, 5)) :]
+    path = tmp_path / "mut.log"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    issues = IssueLog()
+    events = list(reader(path, issues))
+    assert len(issues) <= 1 and all(isinstance(e, NetEvent) for e in events)

@@ -187,7 +187,9 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["iptables.log", "fortigate.log", "pfsense.log", "export.csv"])
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(junk=st.lists(st.text(max_size=200).map(lambda s: " ".join(s.splitlines())), max_size=8))
 def test_fuzzed_lines_never_fatal(tmp_path: Path, name: str, junk: list[str]) -> None:
     lines = (DATA / name).read_text().splitlines()
@@ -198,3 +200,22 @@ def test_fuzzed_lines_never_fatal(tmp_path: Path, name: str, junk: list[str]) ->
     assert len(issues) <= len(junk)
     clean, _ = read(DATA / name, mapping)
     assert {(e.client, e.server) for e in clean} <= {(e.client, e.server) for e in events}
+
+
+@pytest.mark.parametrize("name", ["iptables.log", "fortigate.log", "pfsense.log", "export.csv"])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mutated_real_lines_never_fatal(tmp_path: Path, name: str, data: st.DataObject) -> None:
+    lines = (DATA / name).read_text().splitlines()
+    mapping = guess_map(lines)
+    # a mutated CSV header shifts every row: that is test_csv_needs_a_map_for_unknown_columns
+    i = data.draw(st.integers(1 if name.endswith(".csv") else 0, len(lines) - 1))
+    cut = data.draw(st.integers(0, len(lines[i])))
+    insert = data.draw(st.text(st.sampled_from(' ,=":.-0123456789abcxyz'), max_size=6))
+    lines[i] = lines[i][:cut] + insert + lines[i][cut + data.draw(st.integers(0, 5)) :]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    events, issues = read(path, mapping)
+    assert len(issues) <= 1 and all(isinstance(e, NetEvent) for e in events)

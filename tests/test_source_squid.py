@@ -90,7 +90,9 @@ def test_missing_file(tmp_path: Path) -> None:
         read(tmp_path / "absent.log")
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(junk=st.lists(st.text(max_size=200).map(lambda s: " ".join(s.splitlines())), max_size=8))
 def test_fuzzed_lines_never_fatal(tmp_path: Path, junk: list[str]) -> None:
     path = tmp_path / "fuzz.log"
@@ -99,3 +101,19 @@ def test_fuzzed_lines_never_fatal(tmp_path: Path, junk: list[str]) -> None:
     events, issues = read(path)
     assert len(issues) <= len(junk)
     assert len(events) >= 7
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mutated_real_lines_never_fatal(tmp_path: Path, data: st.DataObject) -> None:
+    lines = SAMPLE.read_text().splitlines()
+    i = data.draw(st.integers(0, len(lines) - 1))
+    cut = data.draw(st.integers(0, len(lines[i])))
+    insert = data.draw(st.text(st.sampled_from(" /:.[]-0123456789abcxyz_"), max_size=6))
+    lines[i] = lines[i][:cut] + insert + lines[i][cut + data.draw(st.integers(0, 5)) :]
+    path = tmp_path / "access.log"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    events, issues = read(path)
+    assert len(issues) <= 1 and len(events) + len(issues) == len(lines)
