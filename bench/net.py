@@ -61,6 +61,14 @@ def _dga(rng: random.Random) -> str:
     return "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=rng.randint(6, 14)))
 
 
+def _public(rng: random.Random) -> ipaddress.IPv4Address:
+    """A public unicast address: feeds do not list private ranges (warninglists drop them)."""
+    while True:
+        ip = ipaddress.IPv4Address(rng.randrange(1 << 24, 223 << 24))
+        if ip.is_global:
+            return ip
+
+
 def make_indicators(n: int, rng: random.Random) -> dict[str, list[str]]:
     """85 % domains (some readable, most DGA-like), 12 % IPv4, 3 % CIDRs (/16 to /30)."""
     n_dom, n_ip = int(n * 0.85), int(n * 0.12)
@@ -68,10 +76,10 @@ def make_indicators(n: int, rng: random.Random) -> dict[str, list[str]]:
     while len(doms) < n_dom:
         base = _name(rng) if rng.random() < 0.3 else _dga(rng)
         doms.add(f"{base}.{rng.choice(TLDS)}")
-    ips = {str(ipaddress.IPv4Address(rng.randrange(1 << 24, 223 << 24))) for _ in range(n_ip)}
+    ips = {str(_public(rng)) for _ in range(n_ip)}
     cidrs = {
-        str(ipaddress.ip_network(f"{ipaddress.IPv4Address(rng.randrange(1 << 24, 223 << 24))}/{p}", False))
-        for p in rng.choices([16, 20, 22, 24, 24, 24, 28, 30], k=n - n_dom - n_ip)
+        str(ipaddress.ip_network(f"{_public(rng)}/{p}", False))
+        for p in rng.choices([20, 22, 24, 24, 24, 24, 28, 30], k=n - n_dom - n_ip)
     }
     return {"domain": sorted(doms), "ipv4": sorted(ips), "cidr": sorted(cidrs)}
 

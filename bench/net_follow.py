@@ -73,8 +73,10 @@ def main() -> int:
         bad = [f"bad{i}.c2-{i % 31}.test" for i in range(args.indicators)]
         t = time.perf_counter()
         expected = generate(log, args.lines, bad[:1000], args.hits)
-        print(f"generated {args.lines:,} lines ({log.stat().st_size / 1e6:.0f} MB) with "
-              f"{expected:,} hits in {time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {args.lines:,} lines ({log.stat().st_size / 1e6:.0f} MB) with "
+            f"{expected:,} hits in {time.perf_counter() - t:.1f} s"
+        )
         iset = IndicatorSet.build(
             Indicator(IndicatorType.DOMAIN, d, family="Bench", source="bench") for d in bad
         )
@@ -87,11 +89,15 @@ def main() -> int:
         events = watcher.stats.total()
         hits = sum(a.count for a in watcher.aggregator.alerts.values())
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"followed {events:,} events in {secs:.2f} s: {events / secs:,.0f} events/s "
-              f"({len(watcher.aggregator.alerts):,} alerts, {hits:,} hits; "
-              f"{len(watcher.issues)} bad lines); peak RSS {rss:.0f} MB")
+        print(
+            f"followed {events:,} events in {secs:.2f} s: {events / secs:,.0f} events/s "
+            f"({len(watcher.aggregator.alerts):,} alerts, {hits:,} hits; "
+            f"{len(watcher.issues)} bad lines); peak RSS {rss:.0f} MB"
+        )
         if hits != expected or events != args.lines:
-            print(f"MISMATCH: expected {expected:,} hits and {args.lines:,} events", file=sys.stderr)
+            print(
+                f"MISMATCH: expected {expected:,} hits and {args.lines:,} events", file=sys.stderr
+            )
             return 1
     return 0
 

@@ -16,7 +16,15 @@ import pytest
 from quet.errors import InputError
 from quet.indicators.model import make
 from quet.indicators.sets import IndicatorSet
-from quet.netwatch.alerts import EXAMPLES, Aggregator, Alert, Poster, aggregate, read_jsonl, write_jsonl
+from quet.netwatch.alerts import (
+    EXAMPLES,
+    Aggregator,
+    Alert,
+    Poster,
+    aggregate,
+    read_jsonl,
+    write_jsonl,
+)
 from quet.netwatch.matcher import match_events
 from quet.netwatch.records import NetEvent
 
@@ -31,8 +39,15 @@ ISET = IndicatorSet.build(
 
 def _dns(client: str, query: str, minutes: int, line: int) -> NetEvent:
     ts = T0 + timedelta(minutes=minutes)
-    return NetEvent("zeek:dns", ts=ts, client=client, server="10.0.0.53", query=query,
-                    source="dns.log", line=line)
+    return NetEvent(
+        "zeek:dns",
+        ts=ts,
+        client=client,
+        server="10.0.0.53",
+        query=query,
+        source="dns.log",
+        line=line,
+    )
 
 
 def _alerts() -> list[Alert]:
@@ -40,8 +55,14 @@ def _alerts() -> list[Alert]:
         _dns("10.0.0.5", "a.evil.com", 5, 1),
         _dns("10.0.0.5", "b.evil.com", 1, 2),  # earlier than the line before it
         _dns("10.0.0.6", "evil.com", 3, 3),
-        NetEvent("zeek:conn", ts=None, client="10.0.0.5", server="198.51.100.7", source="conn.log",
-                 line=9),
+        NetEvent(
+            "zeek:conn",
+            ts=None,
+            client="10.0.0.5",
+            server="198.51.100.7",
+            source="conn.log",
+            line=9,
+        ),
         *[_dns("10.0.0.5", "x.evil.com", 10 + i, 10 + i) for i in range(8)],
     ]
     return aggregate(match_events(events, ISET))
@@ -56,7 +77,11 @@ def test_aggregate_per_host_and_indicator() -> None:
     ]
     top = alerts[0]
     assert (top.indicator_type, top.name, top.family, top.source_feed) == (
-        "domain", "Emotet C2", "Emotet", "feed-a")
+        "domain",
+        "Emotet C2",
+        "Emotet",
+        "feed-a",
+    )
     assert top.first_seen == T0 + timedelta(minutes=1)
     assert top.last_seen == T0 + timedelta(minutes=17)
     assert top.fields == ["query"]
@@ -125,7 +150,7 @@ class _Store(BaseHTTPRequestHandler):
     auth: list[str]
     status = 200
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).auth.append(self.headers.get("Authorization", ""))
         if type(self).status == 200:

@@ -48,15 +48,28 @@ def clean_iocs(tmp_path: Path) -> Path:
 def test_scan_with_a_domain_from_the_log_alerts(bad_iocs: Path, tmp_path: Path) -> None:
     jsonl = tmp_path / "alerts.jsonl"
     report = tmp_path / "report.json"
-    res = run("scan", str(DNS), "--iocs", str(bad_iocs), "--no-intel", "--stream",
-              "--jsonl", str(jsonl), "--json", str(report))
+    res = run(
+        "scan",
+        str(DNS),
+        "--iocs",
+        str(bad_iocs),
+        "--no-intel",
+        "--stream",
+        "--jsonl",
+        str(jsonl),
+        "--json",
+        str(report),
+    )
     assert res.exit_code == 1, res.output
     assert "141.142.220.118" in res.output and "wikimedia.org (domain)" in res.output
     assert "1 alert(s)" in res.output
     assert "Read 34 events" in res.output and "zeek:dns: 34 events" in res.output
     [alert] = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert (alert["client"], alert["indicator"], alert["count"]) == (
-        "141.142.220.118", "wikimedia.org", 10)
+        "141.142.220.118",
+        "wikimedia.org",
+        10,
+    )
     assert alert["examples"][0] == {"file": str(DNS), "line": 12, "value": "upload.wikimedia.org"}
     data = json.loads(report.read_text())
     assert data["alerts"] == [alert]
@@ -90,7 +103,7 @@ def test_scan_uses_the_intel_store(tmp_path: Path) -> None:
     engine.dispose()
     res = run("scan", str(DNS), "--db", url, "--json", "-")
     assert res.exit_code == 1, res.output
-    report = json.loads(res.output[res.output.index('{\n  "summary"'):])
+    report = json.loads(res.output[res.output.index('{\n  "summary"') :])
     [alert] = report["alerts"]
     assert (alert["family"], alert["source_feed"]) == ("Wiki", "feed-x")
 
@@ -99,32 +112,74 @@ def test_scan_internal_option_turns_the_sides(tmp_path: Path) -> None:
     # In conn.log 141.142.220.118 talks to 208.80.152.3; said to be ours, 208.80.152.3 is remote.
     iocs = tmp_path / "ips.txt"
     iocs.write_text("208.80.152.3\n141.142.220.118\n")
-    res = run("scan", str(CONN), "--iocs", str(iocs), "--no-intel", "--json", "-",
-              "--internal", "141.142.0.0/16")
+    res = run(
+        "scan",
+        str(CONN),
+        "--iocs",
+        str(iocs),
+        "--no-intel",
+        "--json",
+        "-",
+        "--internal",
+        "141.142.0.0/16",
+    )
     assert res.exit_code == 1, res.output
-    report = json.loads(res.output[res.output.index('{\n  "summary"'):])
+    report = json.loads(res.output[res.output.index('{\n  "summary"') :])
     assert {(a["client"], a["indicator"]) for a in report["alerts"]} == {
-        ("141.142.220.118", "208.80.152.3")}
+        ("141.142.220.118", "208.80.152.3")
+    }
 
 
-def test_batch_and_stream_agree(bad_iocs: Path) -> None:
+@pytest.mark.parametrize("internal", [[], ["--internal", "141.142.0.0/16"]])
+def test_batch_and_stream_agree(bad_iocs: Path, tmp_path: Path, internal: list[str]) -> None:
+    iocs = tmp_path / "more.txt"
+    iocs.write_text("208.80.152.3\n141.142.220.118\nwikimedia.org\n")
+
     def alerts(mode: str) -> list[dict[str, object]]:
-        res = run("scan", str(DNS), "--iocs", str(bad_iocs), "--no-intel", mode, "--json", "-")
+        res = run(
+            "scan",
+            str(DNS),
+            str(CONN),
+            "--iocs",
+            str(bad_iocs),
+            "--iocs",
+            str(iocs),
+            "--no-intel",
+            mode,
+            "--json",
+            "-",
+            *internal,
+        )
         assert res.exit_code == 1, res.output
-        assert "{\n  \"summary\"" in res.output, res.output
-        data = json.loads(res.output[res.output.index('{\n  "summary"'):])
+        data = json.loads(res.output[res.output.index('{\n  "summary"') :])
+        assert data["summary"]["mode"] == mode.strip("-")
         return sorted(data["alerts"], key=lambda a: a["id"])
 
-    assert alerts("--batch") == alerts("--stream")
+    streamed = alerts("--stream")
+    assert len(streamed) >= 2
+    assert alerts("--batch") == streamed
 
 
 def test_watch_follows_and_writes_jsonl(bad_iocs: Path, tmp_path: Path) -> None:
     log = tmp_path / "dns.log"
     log.write_bytes(DNS.read_bytes())
     jsonl = tmp_path / "live.jsonl"
-    res = run("watch", str(log), "--iocs", str(bad_iocs), "--no-intel", "--from-start",
-              "--duration", "1", "--interval", "0.1", "--jsonl", str(jsonl),
-              "--post", "http://127.0.0.1:9/api/v1/net/alerts")
+    res = run(
+        "watch",
+        str(log),
+        "--iocs",
+        str(bad_iocs),
+        "--no-intel",
+        "--from-start",
+        "--duration",
+        "1",
+        "--interval",
+        "0.1",
+        "--jsonl",
+        str(jsonl),
+        "--post",
+        "http://127.0.0.1:9/api/v1/net/alerts",
+    )
     assert res.exit_code == 1, res.output
     assert "141.142.220.118 → wikimedia.org" in res.output
     assert "Could not post alerts" in res.output

@@ -25,7 +25,15 @@ from quet.netwatch.follow import (
 from quet.netwatch.matcher import Matcher
 from quet.netwatch.sources import read_path
 
-DNS = Path(__file__).parent / "data" / "netwatch" / "zeek" / "btest-baseline" / "opt.basic" / "dns.log"
+DNS = (
+    Path(__file__).parent
+    / "data"
+    / "netwatch"
+    / "zeek"
+    / "btest-baseline"
+    / "opt.basic"
+    / "dns.log"
+)
 
 
 def _drain(f: FileFollower) -> list[tuple[int, str]]:
@@ -65,8 +73,17 @@ def test_every_line_once_through_rename_and_truncation(tmp_path: Path) -> None:
     _append(log, " done")
     got += _drain(f)
     texts = [t for _, t in got]
-    expected = [f"a{i}" for i in range(20)] + ["b0", "b1", "b2", "c0", "c1", "c2", "d0", "d1",
-                                               "d2 partial done"]
+    expected = [f"a{i}" for i in range(20)] + [
+        "b0",
+        "b1",
+        "b2",
+        "c0",
+        "c1",
+        "c2",
+        "d0",
+        "d1",
+        "d2 partial done",
+    ]
     assert texts == expected
     # Line numbers restart with each file.
     assert [n for n, _ in got] == [*range(1, 24), 1, 2, 3, 1, 2, 3]
@@ -111,8 +128,12 @@ def dnslog(tmp_path: Path) -> Path:
 
 def test_watcher_parses_as_the_whole_file_reader_does(dnslog: Path) -> None:
     alerts: list[Alert] = []
-    w = Watcher([dnslog], Matcher(_iset("wikimedia.org", "appended.test")), from_start=True,
-                on_alert=lambda a, _new: alerts.append(a))
+    w = Watcher(
+        [dnslog],
+        Matcher(_iset("wikimedia.org", "appended.test")),
+        from_start=True,
+        on_alert=lambda a, _new: alerts.append(a),
+    )
     assert w.step() == 43  # 8 header lines, 34 records, #close
     assert len(list(read_path(DNS, IssueLog()))) == 34
     assert w.stats.events == {"zeek-dns": 34}
@@ -173,7 +194,8 @@ def test_unknown_format_is_reported_once(tmp_path: Path) -> None:
     _append(odd, "more")
     w.step()
     assert [(i.line, i.message) for i in w.issues.issues] == [
-        (0, "unknown log format; its lines are skipped")]
+        (0, "unknown log format; its lines are skipped")
+    ]
     with pytest.raises(InputError, match="unknown log source"):
         Watcher([odd], Matcher(_iset("evil.test")), source="nope")
     w.close()
@@ -184,19 +206,29 @@ def test_unknown_format_is_reported_once(tmp_path: Path) -> None:
 
 def test_parse_syslog_forms() -> None:
     m = parse_syslog("<30>1 2024-03-05T10:00:00.123Z ns1 named 812 - - client 10.0.0.2#5 (a.b): x")
-    assert (m.pri, m.host, m.app, m.pid, m.body) == (30, "ns1", "named", "812",
-                                                     "client 10.0.0.2#5 (a.b): x")
+    assert (m.pri, m.host, m.app, m.pid, m.body) == (
+        30,
+        "ns1",
+        "named",
+        "812",
+        "client 10.0.0.2#5 (a.b): x",
+    )
     assert m.traditional() == "Mar  5 10:00:00 ns1 named[812]: client 10.0.0.2#5 (a.b): x"
     m = parse_syslog('<13>1 2024-03-05T10:00:00Z h app - ID1 [x@1 a="\\]"][y@2] hello')
     assert (m.app, m.pid, m.body) == ("app", "", "hello")
     m = parse_syslog("<29>Mar  5 10:00:00 gw dnsmasq[77]: query[A] evil.test from 10.0.0.9")
-    assert (m.pri, m.app, m.pid, m.body) == (29, "dnsmasq", "77", "query[A] evil.test from 10.0.0.9")
+    assert (m.pri, m.app, m.pid, m.body) == (
+        29,
+        "dnsmasq",
+        "77",
+        "query[A] evil.test from 10.0.0.9",
+    )
     assert m.traditional() == "Mar  5 10:00:00 gw dnsmasq[77]: query[A] evil.test from 10.0.0.9"
     m = parse_syslog("<5>just text")
     assert (m.pri, m.body, m.traditional()) == (5, "just text", "just text")
 
 
-BIND_MSG = "<30>1 2024-03-05T10:00:{s:02d}Z ns1 named 812 - - client @0x7f3 192.168.7.{h}#5353 (x.evil.test): query: x.evil.test IN A +E(0) (192.168.7.1)"  # noqa: E501
+BIND_MSG = "<30>1 2024-03-05T10:00:{s:02d}Z ns1 named 812 - - client @0x7f3 192.168.7.{h}#5353 (x.evil.test): query: x.evil.test IN A +E(0) (192.168.7.1)"
 DNSMASQ_MSG = "<30>Mar  5 10:00:{s:02d} gw dnsmasq[77]: query[A] www.evil.test from 192.168.8.{h}"
 
 
@@ -227,8 +259,13 @@ def test_syslog_over_udp_and_tcp(listener: SyslogListener) -> None:
     _wait(w, 5)
     assert w.stats.events == {"bind": 3, "dnsmasq": 2}
     clients = sorted(a.client for a in w.aggregator.alerts.values())
-    assert clients == ["192.168.7.10", "192.168.7.11", "192.168.7.12", "192.168.8.20",
-                       "192.168.8.21"]
+    assert clients == [
+        "192.168.7.10",
+        "192.168.7.11",
+        "192.168.7.12",
+        "192.168.8.20",
+        "192.168.8.21",
+    ]
     labels = {a.examples[0][0] for a in w.aggregator.alerts.values()}
     assert labels == {"syslog:udp:127.0.0.1", "syslog:tcp:127.0.0.1"}
     w.close()

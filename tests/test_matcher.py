@@ -79,22 +79,47 @@ def test_case_in_chunks_of_one(case: dict[str, Any]) -> None:
 
 def test_cases_cover_what_the_issue_asks() -> None:
     names = " ".join(c["name"] for c in ALL).lower()
-    for topic in ("labels", "longest prefix", "ipv6", "url", "answers", "hash", "warninglist",
-                  "udp", "one-sided", "internal"):
+    for topic in (
+        "labels",
+        "longest prefix",
+        "ipv6",
+        "url",
+        "answers",
+        "hash",
+        "warninglist",
+        "udp",
+        "one-sided",
+        "internal",
+    ):
         assert topic in names, topic
     assert any(c.get("warninglists") == "default" for c in ALL)
 
 
 def test_hit_carries_the_indicator_metadata() -> None:
-    iset = IndicatorSet.build([make("domain", "evil.com", name="Evil C2", family="Emotet",
-                                    source="feed.csv", tags=("c2",))])
+    iset = IndicatorSet.build(
+        [
+            make(
+                "domain",
+                "evil.com",
+                name="Evil C2",
+                family="Emotet",
+                source="feed.csv",
+                tags=("c2",),
+            )
+        ]
+    )
     ev = NetEvent("zeek:dns", client="192.168.1.2", query="x.evil.com", source="dns.log", line=7)
     [hit] = match_events([ev], iset)
     assert hit.event is ev
     assert hit.internal_host == "192.168.1.2"
     ind = hit.indicator
     assert (ind.type, ind.value, ind.name, ind.family, ind.source, ind.tags) == (
-        IndicatorType.DOMAIN, "evil.com", "Evil C2", "Emotet", "feed.csv", ("c2",)
+        IndicatorType.DOMAIN,
+        "evil.com",
+        "Evil C2",
+        "Emotet",
+        "feed.csv",
+        ("c2",),
     )
 
 
@@ -121,8 +146,14 @@ def test_streams_a_generator_lazily() -> None:
 
 
 def test_events_without_any_field_and_bad_values_hit_nothing() -> None:
-    iset = _iset([["ipv4", "198.51.100.7", "X"], ["domain", "evil.com", "E"],
-                  ["cidr", "2001:db8::/32", "V6"], ["url", "http://evil.com/x", "U"]])
+    iset = _iset(
+        [
+            ["ipv4", "198.51.100.7", "X"],
+            ["domain", "evil.com", "E"],
+            ["cidr", "2001:db8::/32", "V6"],
+            ["url", "http://evil.com/x", "U"],
+        ]
+    )
     events = [
         NetEvent("x"),
         NetEvent("x", server="not-an-ip", client="300.1.1.1"),

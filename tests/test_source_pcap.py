@@ -316,3 +316,14 @@ def test_fuzzed_packets_never_fatal(
     mangled = tmp_path / "mangled.pcap"
     mangled.write_bytes(real[:24] + bytes(b ^ 0x5A for b in real[24 : 24 + cut]) + real[24 + cut :])
     list(read_pcap(mangled, IssueLog()))
+
+
+def test_detected_by_magic_without_extension(tmp_path: Path) -> None:
+    for path in sorted(DATA.glob("*.pcap")):
+        bare = tmp_path / path.stem
+        bare.write_bytes(path.read_bytes())
+        src = detect(bare)
+        assert src is not None and src.name == "pcap", path.name
+    text = tmp_path / "notes"
+    text.write_text("just some notes\n")
+    assert getattr(detect(text), "name", None) != "pcap"

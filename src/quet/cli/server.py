@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -39,6 +40,9 @@ def register(app: typer.Typer) -> None:
         demo: Annotated[
             bool, typer.Option("--demo", help="Seed a believable demo campaign")
         ] = False,
+        workers: Annotated[
+            int, typer.Option(help="Server processes (PostgreSQL; SQLite allows one writer)")
+        ] = 1,
     ) -> None:
         import uvicorn
 
@@ -63,4 +67,18 @@ def register(app: typer.Typer) -> None:
                 session.commit()
             out.print(f"[green]{t('server.demo')}[/]: {summary}")
         out.print(t("server.open", url=f"http://{host}:{port}/"))
-        uvicorn.run(app, host=host, port=port, log_level="warning", workers=1)
+        if workers > 1:
+            # Each worker builds its own app from the same settings (QUET_* environment); the
+            # migrations and the first administrator are already done above, once.
+            app.state.db.dispose()
+            os.environ["QUET_DATABASE_URL"] = settings.resolved_database_url()
+            uvicorn.run(
+                "quet.server.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+            )
+        else:
+            uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -180,46 +180,47 @@ def zeek_events_sql(path: Path, h: ZeekHeader) -> str:
         c = col(name)
         return f"(case when trim({c}) in ({empties}) or {c} is null then '' else trim({c}) end)"
 
-    port_ok = " and ".join(
-        f"({text(p)} = '' or try_cast(split_part({text(p)}, '/', 1) as INT) between 0 and 65535)"
-        for p in ("id.orig_p", "id.resp_p")
-    )
-    ip_ok = "({v} = '' or regexp_full_match({v}, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}') or contains({v}, ':'))"
+    # Cheap checks only (a regular expression or a cast per column costs as much as parsing
+    # the row): the field count, the time, the originator. Values that pass are matched
+    # exactly later, so a malformed address or port only fails to match.
+    ts = col("ts")
     bad = f"""case
       when {_ident(h.fields[-1])} is null then 'fewer fields than the #fields header names'
       when __extra is not null then 'more fields than the #fields header names'
-      when not ({text("ts")} = '' or regexp_full_match({text("ts")}, 'X+\\.X+')
-                or try_cast({text("ts")} as DOUBLE) is not null) then 'not a time'
+      when try_cast({ts} as DOUBLE) is null and not starts_with({ts}, 'X')
+           and {ts} not in ({empties}) then 'not a time'
       when {text("id.orig_h")} = '' then 'no id.orig_h (originator address)'
-      when not ({ip_ok.format(v=text("id.orig_h"))} and {ip_ok.format(v=text("id.resp_h"))})
-           then 'not an IP address'
-      when not ({port_ok}) then 'not a port'
       else '' end"""
+    set_sep = _sql_str(h.set_sep)
     if "answers" in h.fields and "query" in h.fields:
         query = f"lower(rtrim({text('query')}, '.'))"
-        answers = f"""list_filter(list_transform(
-            case when {text("answers")} = '' then [] else
-                 string_split({text("answers")}, {_sql_str(h.set_sep)}) end,
+        answers_raw = text("answers")
+    else:
+        query, answers_raw = "''", "''"
+    answers = f"""list_filter(list_transform(
+            case when answers_raw = '' then [] else string_split(answers_raw, {set_sep}) end,
             lambda a: case when contains(trim(a), ':')
                                 or regexp_full_match(trim(a), '[0-9.]+') then trim(a)
                            else lower(rtrim(trim(a), '.')) end),
             lambda a: a not in ({empties}) and (contains(a, ':') or contains(a, '.'))
                       and not regexp_matches(a, '\\s'))"""
-    else:
-        query, answers = "''", "[]::VARCHAR[]"
     options = (
         f"delim={_sql_str(h.sep)}, header=false, skip={h.skip}, columns={spec}, quote='', "
         "escape='', auto_detect=false, null_padding=true, strict_mode=false"
         + (", compression='gzip'" if h.gzip else ", compression='none'")
     )
+    keep = q.row_filter("query", "client", "server", "answers_raw", set_sep)
     return f"""
-      select {_sql_str(str(path))} as src, rn + {h.skip} as line, rn as eid,
-             to_timestamp(try_cast({text("ts")} as DOUBLE)) as ts,
-             {text("id.orig_h")} as client, {text("id.resp_h")} as server,
-             {query} as query, {answers} as answers, '' as host, '' as url, '' as url_norm,
-             '' as md5, '' as sha1, '' as sha256, {bad} as bad
-      from (select row_number() over () as rn, * from read_csv({_sql_str(str(path))}, {options}))
-      where {col("ts")} is null or not starts_with({col("ts")}, '#')"""
+      select src, line, eid, ts, client, server, query, {answers} as answers, '' as host,
+             '' as url, '' as url_norm, '' as md5, '' as sha1, '' as sha256, bad
+      from (
+        select {_sql_str(str(path))} as src, rn + {h.skip} as line, rn as eid,
+               to_timestamp(try_cast({text("ts")} as DOUBLE)) as ts,
+               {text("id.orig_h")} as client, {text("id.resp_h")} as server,
+               {query} as query, {answers_raw} as answers_raw, {bad} as bad
+        from (select row_number() over () as rn, * from read_csv({_sql_str(str(path))}, {options}))
+        where {col("ts")} is null or not starts_with({col("ts")}, '#'))
+      where {keep}"""
 
 
 # -- other formats through the Python sources ------------------------------------------------------
@@ -435,26 +436,29 @@ class BatchMatcher:
             "where kind = 'c4' and plen < 24"
         ).fetchone()
         v4_all = bool(expand and expand[0] > MAX_V4_PREFIX_KEYS)
-        con.execute(f"create table flags as select {v4_all} as v4_all")
+        con.execute(
+            f"""create table flags as select {v4_all} as v4_all,
+                exists (select 1 from ind where kind in ('v6', 'c6')) as has_v6"""
+        )
         slash24 = "format('{}.{}.{}', (a >> 24) & 255, (a >> 16) & 255, (a >> 8) & 255)"
         con.execute(
-            f"""create table pkeys as select distinct k from (
-              select regexp_extract(key, '[^.]*\\.[^.]*$') k from ind where kind = 'dom'
-              union all
-              select left(key, length(key) - strpos(reverse(key), '.')) from ind where kind = 'v4'
+            "create table pk2 as select distinct key as k from ind "
+            "where kind = 'dom' and length(key) - length(replace(key, '.', '')) = 1"
+        )
+        con.execute(
+            f"create table pk3 as select distinct {q.LAST3.format(v='key')} as k from ind "
+            "where kind = 'dom' and length(key) - length(replace(key, '.', '')) > 1"
+        )
+        con.execute(
+            f"""create table pk4 as select distinct k from (
+              select {q.SLASH24.format(v="key")} k from ind where kind = 'v4'
               union all
               select {slash24} from (select net << (32 - plen) as a from ind
                                      where kind = 'c4' and plen >= 24)
               union all
               select {slash24} from (
                 select (net << (32 - plen)) + (unnest(range((1 << (24 - plen))::BIGINT)) << 8) as a
-                from ind where kind = 'c4' and plen < 24 and not {v4_all})
-              union all
-              select 'v4' where {v4_all}
-              union all
-              select case when kind in ('v6', 'c6') then 'v6' else kind end from ind
-              where kind in ('v6', 'c6', 'url', 'md5', 'sha1', 'sha256')
-              union all select 'bad')"""
+                from ind where kind = 'c4' and plen < 24 and not {v4_all}))"""
         )
 
     def nbytes(self) -> int:
@@ -495,7 +499,7 @@ class BatchMatcher:
         return self._alerts()
 
     def _candidates(self, events: str) -> None:
-        self.con.execute(q.CANDIDATES.format(obs=q.observables(events), pkey=q.PKEY))
+        self.con.execute(q.CANDIDATES.format(obs=q.observables(events)))
 
     def _python_events(self, path: Path, issues: IssueLog, strict: bool) -> None:
         try:

@@ -58,18 +58,42 @@ def observables(events: str) -> str:
     return sql
 
 
-# The prefilter key of a value: a name's last two labels (every listed suffix ends with them),
-# an IPv4 address's /24 network as text (listed networks shorter than /24 are expanded into
-# their /24s when there are not too many), and the kind itself for the rest.
-PKEY = r"""case kind
-  when 'dom' then regexp_extract(key, '[^.]*\.[^.]*$')
-  when 'v4' then case when (select v4_all from flags) then 'v4' else
-                 left(key, length(key) - strpos(reverse(key), '.')) end
-  else kind end"""
+# The prefilter: a row of a large log is a candidate when one of its values has a listed key —
+# a name's last two labels (pk2) or three (pk3: so that listing `x.com.vn` does not make every
+# `.com.vn` name a candidate), an IPv4 address's /24 network (pk4; listed networks shorter than
+# /24 are expanded into their /24s, or every address is a candidate when they are too many).
+# A row with several answers is always a candidate. One probe per value; the full expansion into
+# observables and the joins then run on the few candidate rows only.
+LAST2 = r"regexp_extract({v}, '[^.]*\.[^.]*$')"
+LAST3 = r"regexp_extract({v}, '[^.]*\.[^.]*\.[^.]*$')"
+SLASH24 = "left({v}, length({v}) - strpos(reverse({v}), '.'))"
 
-# Candidates: the observables whose prefilter key is listed. One streaming pass.
+
+def name_listed(v: str) -> str:
+    return (
+        f"({LAST2.format(v=v)} in (select k from pk2) "
+        f"or {LAST3.format(v=v)} in (select k from pk3))"
+    )
+
+
+def ip_listed(v: str) -> str:
+    return f"((select v4_all from flags) or {SLASH24.format(v=v)} in (select k from pk4))"
+
+
+def row_filter(query: str, client: str, server: str, answers_raw: str, set_sep: str) -> str:
+    """The candidate test of one row of a Zeek dns/conn log (columns as SQL expressions)."""
+    first = f"split_part({answers_raw}, {set_sep}, 1)"
+    return f"""(bad <> '' or contains({answers_raw}, {set_sep})
+      or {name_listed(query)} or {ip_listed(server)} or {ip_listed(client)}
+      or (case when regexp_full_match({first}, '[0-9.]+') then {ip_listed(first)}
+               else {name_listed(first)} end)
+      or ((select has_v6 from flags) and (contains({server}, ':') or contains({client}, ':')
+                                          or contains({answers_raw}, ':'))))"""
+
+
+# Candidates: every observable of the candidate rows.
 CANDIDATES = """
-insert into cand select * from ({obs}) where ({pkey}) in (select k from pkeys)
+insert into cand select * from ({obs})
 """
 
 # Every (candidate, indicator) pair: names by label suffixes, IPv4 exact and by the longest
@@ -92,7 +116,8 @@ v4 as (
 cidr as (
   select v4.*, c4.iid, c4.plen,
          max(c4.plen) over (partition by v4.src, v4.eid, v4.rank) as best
-  from v4 join c4 on c4.net = v4.ip >> (32 - c4.plen)
+  from v4 cross join (select distinct plen from c4) p
+  join c4 on c4.plen = p.plen and c4.net = v4.ip >> (32 - p.plen)
 )
 select d.src, d.line, d.eid, d.ts, d.client, d.server, d.field, d.value, d.rank, dom.iid
   from dom_suffix d join dom on dom.key = d.suffix

@@ -141,6 +141,7 @@ class Matcher:
         self._has_url = bool(counts["url"])
         self._has_hash = any(counts[t] for t in ("md5", "sha1", "sha256"))
         self._found: dict[str, list[Indicator]] = {}
+        self._best: dict[int, list[Indicator]] = {}
         self._benign: dict[tuple[str, str], bool] = {}
 
     # -- the pieces -----------------------------------------------------------------------
@@ -233,25 +234,41 @@ class Matcher:
                 for fld, digest in (("md5", ev.md5), ("sha1", ev.sha1), ("sha256", ev.sha256)):
                     if digest:
                         slow.append((i, fld, digest.lower()))
-        found: list[tuple[int, str, str]] = []
+        # (event index, field, value, the batch's best indicator index or -1)
+        found: list[tuple[int, str, str, int]] = []
         if v4_vals:
             idx = self.iset.lookup_ipv4_batch(v4_vals)
-            found += [(*v4_at[j], v4_vals[j]) for j in map(int, (idx >= 0).nonzero()[0])]
+            for j in (idx >= 0).nonzero()[0].tolist():
+                found.append((*v4_at[j], v4_vals[j], int(idx[j])))
         if dom_vals:
             idx = self.iset.lookup_domain_batch(dom_vals)
-            found += [(*dom_at[j], dom_vals[j]) for j in map(int, (idx >= 0).nonzero()[0])]
-        found += slow
+            for j in (idx >= 0).nonzero()[0].tolist():
+                found.append((*dom_at[j], dom_vals[j], int(idx[j])))
+        found += [(i, fld, value, -1) for i, fld, value in slow]
         found.sort(key=lambda f: f[0])
         hits: list[Hit] = []
         seen: set[tuple[int, str, str]] = set()
-        for i, fld, value in found:
+        for i, fld, value, best in found:
             ev = events[i]
-            for ind in self._indicators(fld, value, ev):
+            inds = self._indicators(fld, value, ev) if best < 0 else self._by_best(best, value)
+            for ind in inds:
                 key = (i, ind.type.value, ind.value)
                 if key in seen or not self._keep(value, ind):
                     continue
                 seen.add(key)
                 hits.append(Hit(ev, fld, value, ind))
+        return hits
+
+    def _by_best(self, best: int, value: str) -> list[Indicator]:
+        """Every indicator a value hits, known from its best one: the values whose most specific
+        listed suffix (or longest listed prefix) is the same indicator hit the same list —
+        that of the suffix (prefix) itself. An exact IP entry is its value's own."""
+        hits = self._best.get(best)
+        if hits is None:
+            hits = self._lookup(value)
+            if len(self._best) >= _CACHE_MAX:
+                self._best.clear()
+            self._best[best] = hits
         return hits
 
     def _indicators(self, fld: str, value: str, ev: NetEvent) -> list[Indicator]:

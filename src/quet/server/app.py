@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import logging
 import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,11 +15,13 @@ from fastapi.staticfiles import StaticFiles
 
 from quet import __version__
 from quet.server import api
+from quet.server.api.scans import FastIngest
 from quet.server.db import Database
-from quet.server.services import orgs, users
+from quet.server.services import orgs, rollups, users
 from quet.server.settings import Settings
 
 STATIC = Path(__file__).parent / "web" / "static"
+log = logging.getLogger("quet.server")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,8 +29,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        app.state.db.dispose()
+        task = asyncio.create_task(_refresh_rollups(app, settings.rollup_seconds))
+        try:
+            yield
+        finally:
+            task.cancel()
+            app.state.db.dispose()
 
     app = FastAPI(
         title="Quét",
@@ -40,10 +48,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings.resolved_database_url())
     app.state.first_password = bootstrap(app.state.db, settings)
     app.include_router(api.router())
+    # Scan reports skip the router: at thousands a second, matching every route costs more than
+    # storing the report (the route in api/scans.py stays for the OpenAPI document).
+    app.add_middleware(FastIngest)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _include_pages(app)
     return app
+
+
+async def _refresh_rollups(app: FastAPI, every: float) -> None:
+    """Keep the pages' roll-up tables fresh for the organisations that changed."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(rollups.refresh_dirty, app.state.db.sessions)
+        except Exception:
+            log.exception("roll-up refresh failed")
 
 
 def bootstrap(db: Database, settings: Settings) -> str | None:

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     org_name: str = "Trung tâm Giám sát an toàn không gian mạng quốc gia"
     upstream_url: str = ""  # the parent server to share with (a province's → the national one)
     upstream_token: str = ""
-    tuf_repo: str = ""  # a TUF repository folder served to agents at /tuf/
+    tuf_repo: str = ""  # a TUF repository folder served to agents at /api/v1/tuf/
+    rollup_seconds: float = 15.0  # how often changed organisations' roll-ups are refreshed
 
     def resolved_database_url(self) -> str:
         if self.database_url:

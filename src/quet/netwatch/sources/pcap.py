@@ -20,7 +20,7 @@ from quet.errors import InputError
 from quet.indicators.model import IssueLog
 from quet.netwatch.records import NetEvent
 from quet.netwatch.sources import Source, make_url, norm_host, register
-from quet.netwatch.sources.bind import dns_name, ip_text
+from quet.netwatch.sources.bind import dns_name
 
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -136,15 +136,17 @@ def _packet(no: int, ts: float, linktype: int, buf: bytes) -> _Packet | None:
 
 
 def _event(kind: str, p: _Packet, state: _State, *, reverse: bool = False) -> NetEvent:
-    client, cport, server, sport = (p.dst, p.dport, p.src, p.sport) if reverse else (
-        p.src, p.sport, p.dst, p.dport)  # fmt: skip
+    """An event of packet `p`; `reverse` when its receiver is the client (a response)."""
+    if reverse:
+        return NetEvent(kind, p.ts, p.dst, p.dport, p.src, p.sport, p.proto, source=state.path,
+                        line=p.no)  # fmt: skip
     return NetEvent(
         kind=kind,
         ts=p.ts,
-        client=client,
-        client_port=cport,
-        server=server,
-        server_port=sport,
+        client=p.src,
+        client_port=p.sport,
+        server=p.dst,
+        server_port=p.dport,
         proto=p.proto,
         source=state.path,
         line=p.no,
@@ -377,16 +379,23 @@ def _one(no: int, ts: float, linktype: int, buf: bytes, state: _State) -> Iterat
             yield got
 
 
+# The magic numbers as the text head() decodes them (UTF-8 with replacement): little- and
+# big-endian pcap, µs and ns.
+_TEXT_MAGICS = ("\ufffd\u00f2\ufffd", "M<\ufffd\ufffd", "\ufffd\ufffd\ufffd\ufffd\x00\x02",
+                "\ufffd\ufffd<M\x00\x02")  # fmt: skip
+
+
 def _sniff(head: list[str], filename: str) -> bool:
-    name = filename.lower()
-    if name.endswith((".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")):
+    if filename.lower().endswith((".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")):
         return True
-    try:
-        with open(filename, "rb") as fh:
-            magic = fh.read(4)
-    except OSError:
-        return False
-    return magic in PCAP_MAGICS or magic == PCAPNG_MAGIC
+    if head and head[0].startswith(_TEXT_MAGICS):
+        return True
+    # pcapng: 0a 0d 0d 0a splits into two empty lines, then the byte-order magic 1a2b3c4d
+    return (
+        len(head) >= 3
+        and head[0] == head[1] == ""
+        and any(m in head[2][:12] for m in ("M<+\x1a", "\x1a+<M"))
+    )
 
 
 register(Source("pcap", "packet capture (pcap / pcapng): flows, DNS, HTTP Host, TLS SNI", _sniff,

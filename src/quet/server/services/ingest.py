@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from quet.errors import InputError, QuetError
-from quet.server.services import audit, devices
+from quet.server.services import audit, devices, rollups
 from quet.store.models import Device, FindingRow, Organisation, ScanReport
 from quet.store.models.device import FINDING_STATUSES
 
@@ -206,6 +206,11 @@ WHERE d.id = v.id
 
 
 def write_batch(session: Session, items: Sequence[Prepared]) -> list[bool]:
+    rollups.mark_dirty({item.org_id for item in items})
+    return _write_batch(session, items)
+
+
+def _write_batch(session: Session, items: Sequence[Prepared]) -> list[bool]:
     """Write reports in the session's transaction; for each item, True if its id was already
     stored (or repeated earlier in `items`). The caller commits."""
     first: dict[str, Prepared] = {}
@@ -405,6 +410,7 @@ def set_finding_status(
         delta = 1 if status == "open" else (-1 if row.status == "open" else 0)
         device.open_findings = max(0, device.open_findings + delta)
     previous = row.status
+    rollups.mark_dirty([org.id])
     row.status = status
     row.remediated_at = None if status == "open" else datetime.now(UTC)
     audit.record(session, principal.actor, "finding.status", f"finding:{finding_id}", org.id,

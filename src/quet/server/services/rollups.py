@@ -4,6 +4,8 @@ tree pages sum one small table instead of scanning millions of devices and findi
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -126,3 +128,29 @@ def tree_from_rollups(session: Session, under: Organisation) -> list[dict[str, A
         {"org_id": c.id, "code": c.code, "name": c.name, "kind": c.kind} | _totals(sums[c.id])
         for c in children
     ]
+
+
+# -- refreshing what changed ----------------------------------------------------------------------
+# Ingest and remediation mark the organisations they touch; the server refreshes only those, on
+# a timer (a few ms each), so the pages read fresh small tables without refreshing per request.
+_dirty: set[int] = set()
+_dirty_lock = threading.Lock()
+
+
+def mark_dirty(org_ids: Iterable[int]) -> None:
+    with _dirty_lock:
+        _dirty.update(org_ids)
+
+
+def refresh_dirty(sessions: Callable[[], Session]) -> int:
+    """Refresh the organisations marked since the last call; returns how many."""
+    with _dirty_lock:
+        ids = sorted(_dirty)
+        _dirty.clear()
+    if not ids:
+        return 0
+    with sessions() as session:
+        for org_id in ids:
+            refresh(session, org_id)
+        session.commit()
+    return len(ids)
