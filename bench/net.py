@@ -178,3 +178,183 @@ def write_log(path: Path, n: int, values: dict[str, list[str]], seed: int = 11) 
             body = "\n".join(lines.to_pylist()) + "\n"
             f.write(body.encode())
     return counts
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+class PeakRSS:
+    """Peak resident memory of this process while a block runs (sampled every 20 ms)."""
+
+    def __init__(self) -> None:
+        self.proc = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def prepare(events: int, n_ind: int) -> tuple[Path, Path, dict[str, list[str]], dict[str, int]]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    log, txt, meta = OUT / "dns.log", OUT / "indicators.txt", OUT / "meta.json"
+    want = {"events": events, "indicators": n_ind, "version": 3}
+    if meta.exists() and log.exists() and txt.exists():
+        cached = json.loads(meta.read_text())
+        if cached.get("want") == want:
+            values = json.loads((OUT / "indicators.json").read_text())
+            return log, txt, values, cached["counts"]
+    t0 = time.perf_counter()
+    values = make_indicators(n_ind, random.Random(5))
+    (OUT / "indicators.json").write_text(json.dumps(values))
+    txt.write_text("\n".join(v for items in values.values() for v in items) + "\n")
+    counts = write_log(log, events, values)
+    meta.write_text(json.dumps({"want": want, "counts": counts}))
+    print(f"generated {log} ({mib(log.stat().st_size)}) in {time.perf_counter() - t0:.0f} s")
+    return log, txt, values, counts
+
+
+def bench_batch(log: Path, values: dict[str, list[str]], events: int) -> tuple[float, set[int]]:
+    from quet.netwatch.batch import BatchMatcher
+
+    gc.collect()
+    before = psutil.Process().memory_info().rss
+    t0 = time.perf_counter()
+    with PeakRSS() as load_peak:
+        m = BatchMatcher(iter_indicators(values), threads=2)
+    load_s = time.perf_counter() - t0
+    gc.collect()
+    held = psutil.Process().memory_info().rss - before
+    print(
+        f"batch: {sum(map(len, values.values())):,} indicators loaded in {load_s:.1f} s; "
+        f"held {mib(held)} (RSS growth; DuckDB's own count {mib(m.nbytes())}; "
+        f"peak while loading {mib(load_peak.peak - before)} above the start)"
+    )
+    t0 = time.perf_counter()
+    with PeakRSS() as peak:
+        alerts = m.scan([log])
+    took = time.perf_counter() - t0
+    lines = {
+        int(r[0])
+        for r in m.con.execute(
+            "select distinct line from raw_hits h where not exists (select 1 from dropped d "
+            "where d.field = h.field and d.value = h.value and d.iid = h.iid)"
+        ).fetchall()
+    }
+    print(
+        f"batch: {events:,} events in {took:.1f} s = {events / took:,.0f} events/s; "
+        f"{len(alerts):,} alerts, {sum(a.count for a in alerts):,} hits on {len(lines):,} lines; "
+        f"peak RSS {mib(peak.peak)}"
+    )
+    m.close()
+    return events / took, lines
+
+
+def bench_follow(log: Path, values: dict[str, list[str]], n: int) -> float:
+    from quet.indicators.model import IssueLog
+    from quet.indicators.sets import IndicatorSet
+    from quet.netwatch.alerts import aggregate
+    from quet.netwatch.matcher import match_events
+    from quet.netwatch.sources import read_path
+
+    prefix = OUT / f"dns-{n}.log"
+    if not prefix.exists():
+        with open(log, "rb") as src, open(prefix, "wb") as dst:
+            for i, line in enumerate(src):
+                if i >= n + 8:
+                    break
+                dst.write(line)
+    iset = IndicatorSet.build(iter_indicators(values))
+    t0 = time.perf_counter()
+    with PeakRSS() as peak:
+        alerts = aggregate(match_events(read_path(prefix, IssueLog()), iset))
+    took = time.perf_counter() - t0
+    print(
+        f"follow (zeek source + streaming matcher, first {n:,} lines): {n / took:,.0f} events/s; "
+        f"{len(alerts):,} alerts; IndicatorSet {mib(iset.nbytes())}; peak RSS {mib(peak.peak)}"
+    )
+    return n / took
+
+
+def bench_grep(log: Path, txt: Path, events: int, ours: set[int]) -> float | None:
+    if shutil.which("grep") is None:
+        print("grep: not found")
+        return None
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        ["grep", "-n", "-F", "-f", str(txt), str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    took = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    found = {int(x.split(b":", 1)[0]) for x in proc.stdout.splitlines()}
+    print(
+        f"grep -F -f: {events / took:,.0f} events/s ({took:.1f} s), {len(found):,} lines, "
+        f"peak RSS {mib(rss)}; false positives (substring, not labels): {len(found - ours):,}; "
+        f"missed (CIDR members, which grep cannot see): {len(ours - found):,}"
+    )
+    return events / took
+
+
+def bench_python(log: Path, values: dict[str, list[str]], events: int) -> float:
+    """The naive loop: split each line, look the exact query and answers up in a set."""
+    listed = set(values["domain"]) | set(values["ipv4"])
+    hits = 0
+    t0 = time.perf_counter()
+    with open(log, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            cols = line.split("\t")
+            if cols[9] in listed or any(a in listed for a in cols[21].split(",")):
+                hits += 1
+    took = time.perf_counter() - t0
+    print(f"python loop (exact set lookup, no labels): {events / took:,.0f} events/s, {hits:,} hits")
+    return events / took
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--indicators", type=int, default=1_000_000)
+    ap.add_argument("--follow", type=int, default=1_000_000, help="lines for the follow path")
+    ap.add_argument("--no-grep", action="store_true")
+    args = ap.parse_args()
+    print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    log, txt, values, counts = prepare(args.events, args.indicators)
+    print(
+        f"log {mib(log.stat().st_size)}: {args.events:,} events, planted {counts['hits']:,} "
+        f"listed names, {counts['ip_hits']:,} listed answer IPs, {counts['near']:,} near misses"
+    )
+    batch, ours = bench_batch(log, values, args.events)
+    follow = bench_follow(log, values, min(args.follow, args.events))
+    grep = None if args.no_grep else bench_grep(log, txt, args.events, ours)
+    plain = bench_python(log, values, args.events)
+    print(
+        f"ratios: batch/follow {batch / follow:.1f}x, batch/python {batch / plain:.1f}x"
+        + (f", batch/grep {batch / grep:.1f}x" if grep else "")
+    )
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

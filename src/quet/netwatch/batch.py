@@ -165,7 +165,7 @@ def zeek_header(path: Path) -> ZeekHeader | None:
     )
 
 
-def zeek_events_sql(path: Path, h: ZeekHeader) -> str:
+def zeek_events_sql(path: Path, h: ZeekHeader, v4_all: bool = False, v6: bool = True) -> str:
     """The event relation of a Zeek dns/conn TSV log: one pass of DuckDB's CSV reader, every
     column text; a line's number is its row number (null_padding keeps short lines as rows,
     a spare last column catches long ones), `bad` says what the Python reader would refuse."""
@@ -209,7 +209,7 @@ def zeek_events_sql(path: Path, h: ZeekHeader) -> str:
         "escape='', auto_detect=false, null_padding=true, strict_mode=false"
         + (", compression='gzip'" if h.gzip else ", compression='none'")
     )
-    keep = q.row_filter("query", "client", "server", "answers_raw", set_sep)
+    keep = q.row_filter("query", "client", "server", "answers_raw", set_sep, v4_all, v6)
     return f"""
       select src, line, eid, ts, client, server, query, {answers} as answers, '' as host,
              '' as url, '' as url_norm, '' as md5, '' as sha1, '' as sha256, bad
@@ -435,11 +435,8 @@ class BatchMatcher:
             "select coalesce(sum(1::BIGINT << (24 - plen)), 0) from ind "
             "where kind = 'c4' and plen < 24"
         ).fetchone()
-        v4_all = bool(expand and expand[0] > MAX_V4_PREFIX_KEYS)
-        con.execute(
-            f"""create table flags as select {v4_all} as v4_all,
-                exists (select 1 from ind where kind in ('v6', 'c6')) as has_v6"""
-        )
+        v4_all = self._v4_all = bool(expand and expand[0] > MAX_V4_PREFIX_KEYS)
+        self._has_v6 = bool(self._v6.exact or self._v6.nets)
         slash24 = "format('{}.{}.{}', (a >> 24) & 255, (a >> 16) & 255, (a >> 8) & 255)"
         con.execute(
             "create table pk2 as select distinct key as k from ind "
@@ -486,7 +483,7 @@ class BatchMatcher:
         for path in files:
             header = zeek_header(path)
             if header is not None:
-                self._candidates(zeek_events_sql(path, header))
+                self._candidates(zeek_events_sql(path, header, self._v4_all, self._has_v6))
             else:
                 self._python_events(path, issues, strict=path in map(Path, paths))
         for src, line, why in con.execute(

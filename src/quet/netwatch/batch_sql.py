@@ -76,19 +76,26 @@ def name_listed(v: str) -> str:
     )
 
 
-def ip_listed(v: str) -> str:
-    return f"((select v4_all from flags) or {SLASH24.format(v=v)} in (select k from pk4))"
+def ip_listed(v: str, v4_all: bool) -> str:
+    return "true" if v4_all else f"{SLASH24.format(v=v)} in (select k from pk4)"
 
 
-def row_filter(query: str, client: str, server: str, answers_raw: str, set_sep: str) -> str:
+def row_filter(
+    query: str, client: str, server: str, answers_raw: str, set_sep: str, v4_all: bool, v6: bool
+) -> str:
     """The candidate test of one row of a Zeek dns/conn log (columns as SQL expressions)."""
     first = f"split_part({answers_raw}, {set_sep}, 1)"
+    v6_test = (
+        f"or contains({server}, ':') or contains({client}, ':') or contains({answers_raw}, ':')"
+        if v6
+        else ""
+    )
     return f"""(bad <> '' or contains({answers_raw}, {set_sep})
-      or {name_listed(query)} or {ip_listed(server)} or {ip_listed(client)}
-      or (case when regexp_full_match({first}, '[0-9.]+') then {ip_listed(first)}
+      or {name_listed(query)} or {ip_listed(server, v4_all)} or {ip_listed(client, v4_all)}
+      or (case when {answers_raw} = '' then false
+               when right({first}, 1) between '0' and '9' then {ip_listed(first, v4_all)}
                else {name_listed(first)} end)
-      or ((select has_v6 from flags) and (contains({server}, ':') or contains({client}, ':')
-                                          or contains({answers_raw}, ':'))))"""
+      {v6_test})"""
 
 
 # Candidates: every observable of the candidate rows.

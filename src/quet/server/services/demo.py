@@ -129,7 +129,7 @@ def seed(session: Session) -> str:
     # The provinces relay the campaign and report their own roll-up: they take part too.
     counts = _participations(session, campaign, agencies, today, rng)
     for state, n in _participations(
-        session, campaign, provinces, today, rng, states=("reported", "deployed", "reported")
+        session, campaign, provinces, today, rng, states=("late", "deployed", "reported")
     ).items():
         counts[state] = counts.get(state, 0) + n
     devices, findings = _devices(session, agencies, now, rng)
