@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PATHS ?= $(HOME)
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run scan test lint typecheck unit bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-## run: scan PATHS (default: your home folder) with the installed or starter signatures
+## run: the campaign server with a demo campaign on SQLite (http://127.0.0.1:8440/)
 run: $(BIN)/.installed
+	$(BIN)/quet server --demo
+
+## scan: scan PATHS (default: your home folder) with the installed or starter signatures
+scan: $(BIN)/.installed
 	$(BIN)/quet scan $(PATHS)
 
 ## test: lint, type-check and run the whole test suite

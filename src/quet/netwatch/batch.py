@@ -471,21 +471,39 @@ class BatchMatcher:
     def scan(self, paths: Sequence[Path], issues: IssueLog | None = None) -> list[Alert]:
         """Alerts of the log files (or folders) in `paths`, the most frequent first."""
         issues = issues if issues is not None else IssueLog()
-        con = self.con
         files = log_files(paths)
-        con.execute(
-            "create or replace temp table files (src VARCHAR, ord INTEGER);"
-            "create or replace temp table cand (src VARCHAR, line BIGINT, eid BIGINT, ts TIMESTAMPTZ, "
-            "client VARCHAR, server VARCHAR, field VARCHAR, value VARCHAR, key VARCHAR, "
-            "kind VARCHAR, rank INTEGER)"
-        )
-        con.executemany("insert into files values (?, ?)", [(str(f), i) for i, f in enumerate(files)])
+        self._begin([str(f) for f in files])
+        given = {Path(p) for p in paths}
         for path in files:
             header = zeek_header(path)
             if header is not None:
                 self._candidates(zeek_events_sql(path, header, self._v4_all, self._has_v6))
             else:
-                self._python_events(path, issues, strict=path in map(Path, paths))
+                self._python_events(path, issues, strict=path in given)
+        return self._finish(issues)
+
+    def scan_events(self, events: Iterable[NetEvent]) -> list[Alert]:
+        """Alerts of events already read (what `aggregate(match_events(events, ...))` gives)."""
+        tables = list(events_table(events))
+        srcs = sorted({s for t in tables for s in t.column("src").unique().to_pylist()})
+        self._begin(srcs)
+        for tbl in tables:
+            self._register_events(tbl)
+        return self._finish(IssueLog())
+
+    def _begin(self, srcs: list[str]) -> None:
+        con = self.con
+        con.execute(
+            "create or replace temp table files (src VARCHAR, ord INTEGER);"
+            "create or replace temp table cand (src VARCHAR, line BIGINT, eid BIGINT, "
+            "ts TIMESTAMPTZ, client VARCHAR, server VARCHAR, field VARCHAR, value VARCHAR, "
+            "key VARCHAR, kind VARCHAR, rank INTEGER)"
+        )
+        if srcs:
+            con.executemany("insert into files values (?, ?)", [(s, i) for i, s in enumerate(srcs)])
+
+    def _finish(self, issues: IssueLog) -> list[Alert]:
+        con = self.con
         for src, line, why in con.execute(
             "select src, line, value from cand where kind = 'bad' order by src, line"
         ).fetchall():
@@ -495,28 +513,46 @@ class BatchMatcher:
         self._drops()
         return self._alerts()
 
+    def _register_events(self, tbl: pa.Table) -> None:
+        self.con.register("py_events", tbl)
+        self._candidates("select * from py_events")
+        self.con.unregister("py_events")
+
     def _candidates(self, events: str) -> None:
         self.con.execute(q.CANDIDATES.format(obs=q.observables(events)))
 
     def _python_events(self, path: Path, issues: IssueLog, strict: bool) -> None:
         try:
             for tbl in events_table(read_path(path, issues)):
-                self.con.register("py_events", tbl)
-                self._candidates("select * from py_events")
-                self.con.unregister("py_events")
+                self._register_events(tbl)
         except InputError as exc:
             if strict:
                 raise
             issues.add(str(path), 0, str(exc))
 
     def _ipv6_hits(self) -> None:
-        values = [v for (v,) in self.con.execute("select distinct key from cand where kind = 'v6'").fetchall()]
+        """IPv6 candidates, looked up in Python on their distinct values; an IPv4-mapped address
+        is looked up as the IPv4 address it carries."""
+        con = self.con
+        values = [v for (v,) in con.execute("select distinct key from cand where kind = 'v6'").fetchall()]
         pairs = [(v, iid) for v in values for iid in self._v6.lookup(v)]
+        mapped = []
+        for v in values:
+            try:
+                m = ipaddress.IPv6Address(v.strip("[]")).ipv4_mapped
+            except ValueError:
+                continue
+            if m is not None:
+                mapped.append((v, str(m), int(m)))
+        if mapped:
+            con.execute("create or replace temp table v6map (key VARCHAR, v4 VARCHAR, ip UBIGINT)")
+            con.executemany("insert into v6map values (?, ?, ?)", mapped)
+            pairs += con.execute(q.MAPPED_V4).fetchall()
         if not pairs:
             return
-        self.con.execute("create or replace temp table v6hits (key VARCHAR, iid BIGINT)")
-        self.con.executemany("insert into v6hits values (?, ?)", pairs)
-        self.con.execute(
+        con.execute("create or replace temp table v6hits (key VARCHAR, iid BIGINT)")
+        con.executemany("insert into v6hits values (?, ?)", pairs)
+        con.execute(
             "insert into raw_hits select c.src, c.line, c.eid, c.ts, c.client, c.server, c.field, "
             "c.value, c.rank, h.iid from cand c join v6hits h on c.kind = 'v6' and c.key = h.key"
         )

@@ -139,6 +139,18 @@ select c.src, c.line, c.eid, c.ts, c.client, c.server, c.field, c.value, c.rank,
   where c.kind in ('url', 'md5', 'sha1', 'sha256')
 """
 
+# IPv4-mapped IPv6 values (v6map: key, v4 text, ip): their IPv4 address's exact entries and
+# longest listed prefix.
+MAPPED_V4 = """
+select m.key, x.iid from v6map m join v4x x on x.key = m.v4
+union all
+select key, iid from (
+  select m.key, c4.iid, c4.plen, max(c4.plen) over (partition by m.key) as best
+  from v6map m cross join (select distinct plen from c4) p
+  join c4 on c4.plen = p.plen and c4.net = m.ip >> (32 - p.plen)
+) where plen = best
+"""
+
 # The hits that stay (not suppressed, one per event and indicator: the first found), rolled up
 # per internal host and indicator.
 ALERTS = """
