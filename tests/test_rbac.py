@@ -223,3 +223,14 @@ def test_password_change_and_reset(client: TestClient, db_session: Session) -> N
     assert reset.status_code == 200 and reset.json()["must_change_password"] is True
     login(client, "hoa", reset.json()["password"])
     assert client.post("/api/v1/users/lan/password").status_code == 403  # a viewer
+
+
+def test_lone_surrogate_is_a_clean_422(client: TestClient) -> None:
+    """Bad JSON strings get a 422 that can be encoded, not a 500 from the error page itself."""
+    r = client.post(
+        "/api/v1/session",
+        content=b'{"username": "\\ud800", "password": "x"}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "username"]

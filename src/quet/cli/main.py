@@ -78,9 +78,7 @@ COMMANDS: dict[str, Callable[[], None]] = {
     ),
     "org": _group("org", "Đơn vị, người dùng, mã đăng ký / organisations, people, enrollment."),
     "agent": _group("agent", "Tác tử trên máy: đăng ký, quét định kỳ / the device agent."),
-    "net": _group(
-        "net", "Giám sát mạng: máy nội bộ kết nối tới địa chỉ độc hại / network watch."
-    ),
+    "net": _group("net", "Giám sát mạng: máy nội bộ kết nối tới địa chỉ độc hại / network watch."),
 }
 
 

@@ -20,24 +20,17 @@ from quet.indicators.model import Indicator, IndicatorType, IssueLog, normalise_
 from quet.indicators.warninglists import WarninglistSet
 from quet.netwatch import batch_sql as q
 from quet.netwatch.alerts import Alert
+from quet.netwatch.batch_sql import FAST_LOGS, ZeekHeader, zeek_events_sql, zeek_header
 from quet.netwatch.matcher import DEFAULT_INTERNAL, InternalNets, _full_url, _host_of
 from quet.netwatch.records import NetEvent
-from quet.netwatch.sources import GZIP_MAGIC, head, read_path
+from quet.netwatch.sources import read_path
 
 T = IndicatorType
-FAST_LOGS = ("dns", "conn")  # the high-volume Zeek logs read by DuckDB itself
+__all__ = ["FAST_LOGS", "BatchMatcher", "ZeekHeader", "events_table", "scan_batch", "zeek_header"]
 MAX_V4_PREFIX_KEYS = 4_000_000  # /24 keys that short listed networks may expand into
 _ARROW_BATCH = 65_536
 _EMPTY = ("-", "(empty)", "")
 _HASH_LEN = {T.MD5: 32, T.SHA1: 40, T.SHA256: 64}
-
-
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
 
 
 # -- indicators --------------------------------------------------------------------------------
@@ -109,120 +102,6 @@ class _Meta:
     source: str
 
 
-# -- Zeek TSV read by DuckDB ---------------------------------------------------------------------
-
-
-@dataclass
-class ZeekHeader:
-    path: str
-    sep: str
-    set_sep: str
-    empty: str
-    unset: str
-    fields: list[str]
-    skip: int  # header lines before the first record
-    gzip: bool
-
-
-def _unescape(text: str) -> str:
-    return text.encode().decode("unicode_escape") if "\\x" in text else text
-
-
-def zeek_header(path: Path) -> ZeekHeader | None:
-    """The header of a Zeek TSV log whose type DuckDB reads itself (dns, conn); None otherwise."""
-    try:
-        lines = head(path, 40)
-        with open(path, "rb") as fh:
-            gz = fh.read(2) == GZIP_MAGIC
-    except (InputError, OSError):
-        return None
-    if not lines or not lines[0].startswith("#separator "):
-        return None
-    sep = _unescape(lines[0][len("#separator ") :]) or "\t"
-    info: dict[str, str] = {}
-    skip = len(lines)
-    for i, line in enumerate(lines):
-        if not line.startswith("#"):
-            skip = i
-            break
-        key, _, value = line.partition(sep)
-        info[key] = value
-    else:
-        return None
-    fields = info.get("#fields", "").split(sep)
-    log = info.get("#path", "") or path.name.split(".", 1)[0]
-    if log not in FAST_LOGS or len(sep) != 1 or "ts" not in fields or "id.orig_h" not in fields:
-        return None
-    return ZeekHeader(
-        path=log,
-        sep=sep,
-        set_sep=_unescape(info.get("#set_separator", ",")) or ",",
-        empty=info.get("#empty_field", "(empty)"),
-        unset=info.get("#unset_field", "-"),
-        fields=fields,
-        skip=skip,
-        gzip=gz,
-    )
-
-
-def zeek_events_sql(path: Path, h: ZeekHeader, v4_all: bool = False, v6: bool = True) -> str:
-    """The event relation of a Zeek dns/conn TSV log: one pass of DuckDB's CSV reader, every
-    column text; a line's number is its row number (null_padding keeps short lines as rows,
-    a spare last column catches long ones), `bad` says what the Python reader would refuse."""
-    cols = [*h.fields, "__extra"]
-    spec = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
-    empties = ", ".join(_sql_str(v) for v in {h.empty, h.unset, "-", "(empty)", ""})
-
-    def col(name: str) -> str:
-        return _ident(name) if name in h.fields else "NULL"
-
-    def text(name: str) -> str:
-        c = col(name)
-        return f"(case when trim({c}) in ({empties}) or {c} is null then '' else trim({c}) end)"
-
-    # Cheap checks only (a regular expression or a cast per column costs as much as parsing
-    # the row): the field count, the time, the originator. Values that pass are matched
-    # exactly later, so a malformed address or port only fails to match.
-    ts = col("ts")
-    bad = f"""case
-      when {_ident(h.fields[-1])} is null then 'fewer fields than the #fields header names'
-      when __extra is not null then 'more fields than the #fields header names'
-      when try_cast({ts} as DOUBLE) is null and not starts_with({ts}, 'X')
-           and {ts} not in ({empties}) then 'not a time'
-      when {text("id.orig_h")} = '' then 'no id.orig_h (originator address)'
-      else '' end"""
-    set_sep = _sql_str(h.set_sep)
-    if "answers" in h.fields and "query" in h.fields:
-        query = f"lower(rtrim({text('query')}, '.'))"
-        answers_raw = text("answers")
-    else:
-        query, answers_raw = "''", "''"
-    answers = f"""list_filter(list_transform(
-            case when answers_raw = '' then [] else string_split(answers_raw, {set_sep}) end,
-            lambda a: case when contains(trim(a), ':')
-                                or regexp_full_match(trim(a), '[0-9.]+') then trim(a)
-                           else lower(rtrim(trim(a), '.')) end),
-            lambda a: a not in ({empties}) and (contains(a, ':') or contains(a, '.'))
-                      and not regexp_matches(a, '\\s'))"""
-    options = (
-        f"delim={_sql_str(h.sep)}, header=false, skip={h.skip}, columns={spec}, quote='', "
-        "escape='', auto_detect=false, null_padding=true, strict_mode=false"
-        + (", compression='gzip'" if h.gzip else ", compression='none'")
-    )
-    keep = q.row_filter("query", "client", "server", "answers_raw", set_sep, v4_all, v6)
-    return f"""
-      select src, line, eid, ts, client, server, query, {answers} as answers, '' as host,
-             '' as url, '' as url_norm, '' as md5, '' as sha1, '' as sha256, bad
-      from (
-        select {_sql_str(str(path))} as src, rn + {h.skip} as line, rn as eid,
-               to_timestamp(try_cast({text("ts")} as DOUBLE)) as ts,
-               {text("id.orig_h")} as client, {text("id.resp_h")} as server,
-               {query} as query, {answers_raw} as answers_raw, {bad} as bad
-        from (select row_number() over () as rn, * from read_csv({_sql_str(str(path))}, {options}))
-        where {col("ts")} is null or not starts_with({col("ts")}, '#'))
-      where {keep}"""
-
-
 # -- other formats through the Python sources ------------------------------------------------------
 
 _EVENT_SCHEMA = pa.schema(
@@ -278,7 +157,9 @@ def events_table(events: Iterable[NetEvent]) -> Iterator[pa.Table]:
                 "client": [e.client for e in rows],
                 "server": [e.server for e in rows],
                 "query": [e.query for e in rows],
-                "answers": [[a.lower().rstrip(".") if "." in a else a for a in e.answers] for e in rows],
+                "answers": [
+                    [a.lower().rstrip(".") if "." in a else a for a in e.answers] for e in rows
+                ],
                 "host": [_event_host(e) for e in rows],
                 "url": [e.url for e in rows],
                 "url_norm": [_url_norm(e) for e in rows],
@@ -334,6 +215,7 @@ class BatchMatcher:
     ) -> None:
         self.wl = warninglists
         self.internal = internal if internal is not None else InternalNets(DEFAULT_INTERNAL)
+        self._internal_nets = [str(n) for n in self.internal.nets]
         self.con = duckdb.connect(
             config={
                 "threads": threads,
@@ -352,7 +234,9 @@ class BatchMatcher:
     # -- loading ---------------------------------------------------------------------------
 
     def _load(self, indicators: Iterable[Indicator], issues: IssueLog | None) -> None:
-        cols: dict[str, list[Any]] = {k: [] for k in ("kind", "key", "value", "plen", "net", "mid", "conf")}
+        cols: dict[str, list[Any]] = {
+            k: [] for k in ("kind", "key", "value", "plen", "net", "mid", "conf")
+        }
         meta_ids: dict[_Meta, int] = {}
         con = self.con
         con.execute(
@@ -477,7 +361,9 @@ class BatchMatcher:
         for path in files:
             header = zeek_header(path)
             if header is not None:
-                self._candidates(zeek_events_sql(path, header, self._v4_all, self._has_v6))
+                self._candidates(
+                    zeek_events_sql(path, header, self._v4_all, self._has_v6, self._internal_nets)
+                )
             else:
                 self._python_events(path, issues, strict=path in given)
         return self._finish(issues)
@@ -534,7 +420,9 @@ class BatchMatcher:
         """IPv6 candidates, looked up in Python on their distinct values; an IPv4-mapped address
         is looked up as the IPv4 address it carries."""
         con = self.con
-        values = [v for (v,) in con.execute("select distinct key from cand where kind = 'v6'").fetchall()]
+        values = [
+            v for (v,) in con.execute("select distinct key from cand where kind = 'v6'").fetchall()
+        ]
         pairs = [(v, iid) for v in values for iid in self._v6.lookup(v)]
         mapped = []
         for v in values:
@@ -558,36 +446,46 @@ class BatchMatcher:
         )
 
     def _drops(self) -> None:
-        """Hits that never count: an internal client address (the client side is looked up
-        only when it is remote), a value or a listed indicator on a warninglist."""
+        """Hits that never count: a side of a connection that is not the remote one (the
+        server unless only the server is ours, the client unless it is outside; both when
+        neither is ours), a value or a listed indicator on a warninglist."""
         con = self.con
-        con.execute("create or replace temp table dropped (field VARCHAR, value VARCHAR, iid BIGINT)")
+        con.execute(
+            "create or replace temp table dropped (field VARCHAR, value VARCHAR, client VARCHAR, "
+            "iid BIGINT)"
+        )
         rows = con.execute(
-            "select distinct h.field, h.value, h.iid, ind.type, ind.value from raw_hits h "
-            "join ind using (iid)"
+            "select distinct h.field, h.value, h.client, h.server, h.iid, ind.type, ind.value "
+            "from raw_hits h join ind using (iid)"
         ).fetchall()
-        drop: list[tuple[str, str, int]] = []
+        drop: list[tuple[str, str, str, int]] = []
         benign: dict[tuple[str, str], bool] = {}
+        internal = self.internal
 
         def suppressed(kind: IndicatorType, value: str) -> bool:
             if self.wl is None:
                 return False
             known = benign.get((kind.value, value))
             if known is None:
-                known = benign[(kind.value, value)] = self.wl.match(Indicator(kind, value)) is not None
+                known = self.wl.match(Indicator(kind, value)) is not None
+                benign[(kind.value, value)] = known
             return known
 
-        for field, value, iid, itype, ivalue in rows:
+        for field, value, client, server, iid, itype, ivalue in rows:
             kind = T(itype)
-            value_kind = (T.IPV6 if ":" in value else T.IPV4) if kind in (T.IPV4, T.IPV6, T.CIDR) else kind
-            if (
-                (field == "client" and value in self.internal)
-                or suppressed(value_kind, value)
-                or suppressed(kind, ivalue)
-            ):
-                drop.append((field, value, iid))
+            value_kind = kind
+            if kind in (T.IPV4, T.IPV6, T.CIDR):
+                value_kind = T.IPV6 if ":" in value else T.IPV4
+            if field == "client":
+                wrong_side = client in internal
+            elif field == "server":
+                wrong_side = client not in internal and server in internal
+            else:
+                wrong_side = False
+            if wrong_side or suppressed(value_kind, value) or suppressed(kind, ivalue):
+                drop.append((field, value, client, iid))
         if drop:
-            con.executemany("insert into dropped values (?, ?, ?)", drop)
+            con.executemany("insert into dropped values (?, ?, ?, ?)", drop)
 
     def _alerts(self) -> list[Alert]:
         alerts = []

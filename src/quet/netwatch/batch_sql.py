@@ -1,8 +1,27 @@
-"""The SQL of the batch matcher: events as one relation, their observable values, a prefilter
-that keeps the few candidates, and the joins (IP exact and per listed prefix length, domain
-label suffixes, URLs, hashes). `batch.py` runs it; this file only holds text."""
+"""The SQL of the batch matcher: Zeek dns/conn logs read by DuckDB as the event relation, the
+observable values of events, a prefilter that keeps the few candidates, and the joins (IP exact
+and per listed prefix length, domain label suffixes, URLs, hashes). `batch.py` runs it."""
 
 from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from quet.errors import InputError
+from quet.netwatch.sources import GZIP_MAGIC, head
+
+FAST_LOGS = ("dns", "conn")  # the high-volume Zeek logs read by DuckDB itself
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
 
 # The event relation every reader produces (the fast Zeek reader in SQL, the Python sources
 # through Arrow): src, line, eid (unique in its file: a packet may give two events), ts TIMESTAMPTZ, client, server, query, answers VARCHAR[], host
@@ -80,21 +99,49 @@ def ip_listed(v: str, v4_all: bool) -> str:
     return "true" if v4_all else f"{SLASH24.format(v=v)} in (select k from pk4)"
 
 
+def internal_test(v: str, nets: Sequence[str]) -> str:
+    """A cheap SQL test that an IPv4 text is inside one of `nets` — only for the networks whose
+    length is a whole number of octets (the others simply never pass it)."""
+    tests = []
+    for text in nets:
+        net = ipaddress.ip_network(text, strict=False)
+        if net.version == 4 and net.prefixlen % 8 == 0 and 8 <= net.prefixlen <= 24:
+            octets = str(net.network_address).split(".")[: net.prefixlen // 8]
+            tests.append(f"starts_with({v}, {_sql_str('.'.join(octets) + '.')})")
+    return "(" + " or ".join(tests) + ")" if tests else "false"
+
+
 def row_filter(
-    query: str, client: str, server: str, answers_raw: str, set_sep: str, v4_all: bool, v6: bool
+    query: str,
+    client: str,
+    server: str,
+    answers_raw: str,
+    set_sep: str,
+    v4_all: bool,
+    v6: bool,
+    internal: Sequence[str] = (),
 ) -> str:
-    """The candidate test of one row of a Zeek dns/conn log (columns as SQL expressions)."""
+    """The candidate test of one row of a Zeek dns/conn log (columns as SQL expressions).
+
+    Every probe runs on every row (DuckDB evaluates each `in (select ...)` as a join), so a key
+    that cannot matter is NULL, which the join skips: an empty name, the name probes of an
+    address answer and the other way round, and the client of an internal host (a client value
+    only counts when the client is outside)."""
     first = f"split_part({answers_raw}, {set_sep}, 1)"
     v6_test = (
         f"or contains({server}, ':') or contains({client}, ':') or contains({answers_raw}, ':')"
         if v6
         else ""
     )
+    is_ip = f"(right({first}, 1) between '0' and '9')"
+    name_first = f"(case when {answers_raw} = '' or {is_ip} then NULL else {first} end)"
+    ip_first = f"(case when {answers_raw} <> '' and {is_ip} then {first} else NULL end)"
+    name_query = f"(case when {query} = '' then NULL else {query} end)"
+    ext_client = f"(case when {internal_test(client, internal)} then NULL else {client} end)"
     return f"""(bad <> '' or contains({answers_raw}, {set_sep})
-      or {name_listed(query)} or {ip_listed(server, v4_all)} or {ip_listed(client, v4_all)}
-      or (case when {answers_raw} = '' then false
-               when right({first}, 1) between '0' and '9' then {ip_listed(first, v4_all)}
-               else {name_listed(first)} end)
+      or {name_listed(name_query)} or {ip_listed(server, v4_all)}
+      or {ip_listed(ext_client, v4_all)}
+      or {ip_listed(ip_first, v4_all)} or {name_listed(name_first)}
       {v6_test})"""
 
 
@@ -162,7 +209,7 @@ with kept as (
   join ind on ind.iid = h.iid
   join files fi on fi.src = h.src
   where not exists (select 1 from dropped d where d.field = h.field and d.value = h.value
-                    and d.iid = h.iid)
+                    and d.client is not distinct from h.client and d.iid = h.iid)
   qualify row_number() over (partition by h.src, h.eid, h.iid order by h.rank) = 1
 )
 select k.host, k.type, k.ivalue, any_value(k.mid), min(k.ts), max(k.ts), count(*),
@@ -175,3 +222,123 @@ from kept k join (
 ) f using (host, type, ivalue)
 group by k.host, k.type, k.ivalue
 """
+
+
+# -- Zeek TSV read by DuckDB ---------------------------------------------------------------------
+
+
+@dataclass
+class ZeekHeader:
+    path: str
+    sep: str
+    set_sep: str
+    empty: str
+    unset: str
+    fields: list[str]
+    skip: int  # header lines before the first record
+    gzip: bool
+
+
+def _unescape(text: str) -> str:
+    return text.encode().decode("unicode_escape") if "\\x" in text else text
+
+
+def zeek_header(path: Path) -> ZeekHeader | None:
+    """The header of a Zeek TSV log whose type DuckDB reads itself (dns, conn); None otherwise."""
+    try:
+        lines = head(path, 40)
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == GZIP_MAGIC
+    except (InputError, OSError):
+        return None
+    if not lines or not lines[0].startswith("#separator "):
+        return None
+    sep = _unescape(lines[0][len("#separator ") :]) or "\t"
+    info: dict[str, str] = {}
+    skip = len(lines)
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            skip = i
+            break
+        key, _, value = line.partition(sep)
+        info[key] = value
+    else:
+        return None
+    fields = info.get("#fields", "").split(sep)
+    log = info.get("#path", "") or path.name.split(".", 1)[0]
+    if log not in FAST_LOGS or len(sep) != 1 or "ts" not in fields or "id.orig_h" not in fields:
+        return None
+    return ZeekHeader(
+        path=log,
+        sep=sep,
+        set_sep=_unescape(info.get("#set_separator", ",")) or ",",
+        empty=info.get("#empty_field", "(empty)"),
+        unset=info.get("#unset_field", "-"),
+        fields=fields,
+        skip=skip,
+        gzip=gz,
+    )
+
+
+def zeek_events_sql(
+    path: Path,
+    h: ZeekHeader,
+    v4_all: bool = False,
+    v6: bool = True,
+    internal: Sequence[str] = (),
+) -> str:
+    """The event relation of a Zeek dns/conn TSV log: one pass of DuckDB's CSV reader, every
+    column text; a line's number is its row number (null_padding keeps short lines as rows,
+    a spare last column catches long ones), `bad` says what the Python reader would refuse."""
+    cols = [*h.fields, "__extra"]
+    spec = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
+    empties = ", ".join(_sql_str(v) for v in {h.empty, h.unset, "-", "(empty)", ""})
+
+    def col(name: str) -> str:
+        return _ident(name) if name in h.fields else "NULL"
+
+    def text(name: str) -> str:
+        c = col(name)
+        return f"(case when trim({c}) in ({empties}) or {c} is null then '' else trim({c}) end)"
+
+    # Cheap checks only (a regular expression or a cast per column costs as much as parsing
+    # the row): the field count, the time, the originator. Values that pass are matched
+    # exactly later, so a malformed address or port only fails to match.
+    ts = col("ts")
+    bad = f"""case
+      when {_ident(h.fields[-1])} is null then 'fewer fields than the #fields header names'
+      when __extra is not null then 'more fields than the #fields header names'
+      when try_cast({ts} as DOUBLE) is null and not starts_with({ts}, 'X')
+           and {ts} not in ({empties}) then 'not a time'
+      when {text("id.orig_h")} = '' then 'no id.orig_h (originator address)'
+      else '' end"""
+    set_sep = _sql_str(h.set_sep)
+    if "answers" in h.fields and "query" in h.fields:
+        query = f"lower(rtrim({text('query')}, '.'))"
+        answers_raw = text("answers")
+    else:
+        query, answers_raw = "''", "''"
+    answers = f"""list_filter(list_transform(
+            case when answers_raw = '' then [] else string_split(answers_raw, {set_sep}) end,
+            lambda a: case when contains(trim(a), ':')
+                                or regexp_full_match(trim(a), '[0-9.]+') then trim(a)
+                           else lower(rtrim(trim(a), '.')) end),
+            lambda a: a not in ({empties}) and (contains(a, ':') or contains(a, '.'))
+                      and not regexp_matches(a, '\\s'))"""
+    options = (
+        f"delim={_sql_str(h.sep)}, header=false, skip={h.skip}, columns={spec}, quote='', "
+        "escape='', auto_detect=false, null_padding=true, strict_mode=false"
+        + (", compression='gzip'" if h.gzip else ", compression='none'")
+    )
+    keep = row_filter("query", "client", "server", "answers_raw", set_sep, v4_all, v6, internal)
+    return f"""
+      select src, line, eid, ts, client, server, query, {answers} as answers, '' as host,
+             '' as url, '' as url_norm, '' as md5, '' as sha1, '' as sha256, bad
+      from (
+        select {_sql_str(str(path))} as src, rn + {h.skip} as line, rn as eid,
+               to_timestamp(try_cast({text("ts")} as DOUBLE)) as ts,
+               {text("id.orig_h")} as client, {text("id.resp_h")} as server,
+               {query} as query, {answers_raw} as answers_raw, {bad} as bad
+        from (select row_number() over () as rn, * from read_csv({_sql_str(str(path))}, {options}))
+        where {col("ts")} is null or not starts_with({col("ts")}, '#'))
+      where {keep}"""

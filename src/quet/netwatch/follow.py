@@ -25,7 +25,7 @@ from quet.netwatch import sources
 from quet.netwatch.alerts import Aggregator, Alert
 from quet.netwatch.matcher import Matcher
 from quet.netwatch.records import NetEvent
-from quet.netwatch.sources import Source
+from quet.netwatch.sources import Source, gc_paused
 
 READ_LIMIT = 8 << 20  # bytes read from one file per round: bounds memory on a large backlog
 MAX_LINE = 1 << 20  # a "line" longer than this without a newline is cut
@@ -138,7 +138,7 @@ class FileFollower:
         return None
 
     def _lines(self, data: bytes) -> Chunk | None:
-        buf = self.partial + data
+        buf = self.partial + data if self.partial else data  # no copy of a whole read
         cut = buf.rfind(b"\n") + 1
         if cut == 0:
             if len(buf) < MAX_LINE:
@@ -155,19 +155,43 @@ class FileFollower:
 
 
 class ChunkParser:
-    """Parses chunks with a log source. Sources read files, so a chunk is written to a scratch
-    file (after the file's header, which Zeek's TSV needs to name its columns) and read back;
-    events and issues get their true file and line again."""
+    """Parses chunks with a log source: in memory when the source has `parse_lines` (Zeek);
+    otherwise the chunk is written to a scratch file (after the file's header, which a format
+    may need to name its columns) and read back. Events and issues carry their true file and
+    line either way."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="quet-follow-"))
+        self._dir: Path | None = None
         self._n = 0
+        self._header: tuple[bytes, list[str]] = (b"", [])
+
+    @property
+    def dir(self) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="quet-follow-"))
+        return self._dir
 
     def close(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     def parse(
         self, src: Source, chunk: Chunk, header: bytes, issues: IssueLog, name: str = ""
+    ) -> list[NetEvent]:
+        if src.parse_lines is not None and not name:
+            head = self._header_lines(header) if chunk.first_line > 1 else []
+            lines = _text_lines(chunk.data, chunk.first_line == 1)
+            return src.parse_lines(head, lines, issues, chunk.label, chunk.first_line)
+        return self._parse_file(src, chunk, header, issues, name)
+
+    def _header_lines(self, header: bytes) -> list[str]:
+        if self._header[0] != header:  # the same few header bytes come with every chunk
+            self._header = (header, _text_lines(header, True))
+        return self._header[1]
+
+    def _parse_file(
+        self, src: Source, chunk: Chunk, header: bytes, issues: IssueLog, name: str
     ) -> list[NetEvent]:
         prefix = header if chunk.first_line > 1 else b""
         skip = prefix.count(b"\n")
@@ -192,6 +216,21 @@ class ChunkParser:
                 issues.add(chunk.label, issue.line + offset if issue.line else 0, issue.message)
         issues.count += max(0, local.count - len(local.issues))
         return events
+
+
+def _text_lines(data: bytes, at_start: bool) -> list[str]:
+    """Lines as `sources.open_text` gives them: UTF-8 with replacement, no line ends, no BOM on
+    a file's first line. (A newline byte is never inside a UTF-8 sequence, so decoding the
+    whole block equals decoding line by line.)"""
+    text = data.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    if "\r" in text:
+        lines = [line.rstrip("\r") for line in lines]
+    if at_start and lines:
+        lines[0] = lines[0].lstrip("\ufeff")
+    return lines
 
 
 # -- syslog ------------------------------------------------------------------------------------
@@ -465,7 +504,8 @@ class Watcher:
             self.stats.lines += chunk.data.count(b"\n")
             src = self._source_for(i, f)
             if src is not None:
-                self._handle(src, self.parser.parse(src, chunk, f.header, self.issues))
+                with gc_paused():  # see there: parsing and matching a chunk, 3x faster
+                    self._handle(src, self.parser.parse(src, chunk, f.header, self.issues))
         if self.syslog is not None and self.router is not None:
             self._syslog_step(self.syslog.drain())
         return self.stats.lines - before

@@ -189,48 +189,66 @@ class Matcher:
         dom_at: list[tuple[int, str]] = []
         slow: list[tuple[int, str, str]] = []  # looked up one by one (IPv6, URLs, hashes)
         internal = self.internal
+        is_internal = internal._seen.get  # the cache in front of `in internal`, inlined: hot
+        has_ip, has_v6, has_dom = self._has_ip, self._has_v6, self._has_dom
+        has_url, has_hash = self._has_url, self._has_hash
+        v4_add, v4_at_add, dom_add, dom_at_add = (
+            v4_vals.append,
+            v4_at.append,
+            dom_vals.append,
+            dom_at.append,
+        )
         for i, ev in enumerate(events):
-            if self._has_ip:
+            if has_ip:
                 # The remote side: the server, unless the client is outside and the server is
                 # ours (inbound); both when neither side is ours (which one is remote is unknown).
-                ours = ev.client in internal
-                sides = (("server", ev.server),) if ours else _both(ev, ev.server in internal)
+                ours = is_internal(ev.client)
+                if ours is None:
+                    ours = ev.client in internal
+                if ours:
+                    sides: tuple[tuple[str, str], ...] = (("server", ev.server),)
+                else:
+                    server_ours = is_internal(ev.server)
+                    if server_ours is None:
+                        server_ours = ev.server in internal
+                    sides = _both(ev, server_ours)
                 for fld, ip in sides:
                     if not ip:
                         continue
                     if ":" in ip:
-                        if self._has_v6:
+                        if has_v6:
                             slow.append((i, fld, ip))
                     else:
-                        v4_vals.append(ip)
-                        v4_at.append((i, fld))
-            if ev.query and self._has_dom:
-                dom_vals.append(ev.query)
-                dom_at.append((i, "query"))
-            host = _host_of(ev.host) if ev.host else ""
-            if not host and ev.url and "://" in ev.url:
-                host = _host_of(ev.url.split("://", 1)[1].split("/", 1)[0])
-            if host:
-                if _is_ip(host):
-                    if self._has_ip:
-                        slow.append((i, "host", host))
-                elif self._has_dom:
-                    dom_vals.append(host)
-                    dom_at.append((i, "host"))
+                        v4_add(ip)
+                        v4_at_add((i, fld))
+            if ev.query and has_dom:
+                dom_add(ev.query)
+                dom_at_add((i, "query"))
+            if ev.host or ev.url:
+                host = _host_of(ev.host) if ev.host else ""
+                if not host and ev.url and "://" in ev.url:
+                    host = _host_of(ev.url.split("://", 1)[1].split("/", 1)[0])
+                if host:
+                    if _is_ip(host):
+                        if has_ip:
+                            slow.append((i, "host", host))
+                    elif has_dom:
+                        dom_add(host)
+                        dom_at_add((i, "host"))
             for ans in ev.answers:
-                if _looks_v4(ans):
-                    if self._has_ip:
-                        v4_vals.append(ans)
-                        v4_at.append((i, "answer"))
+                if ans and ans[-1].isdigit() and ans[0].isdigit() and ans.count(".") == 3:
+                    if has_ip:
+                        v4_add(ans)
+                        v4_at_add((i, "answer"))
                 elif ":" in ans:
-                    if self._has_v6 and _is_ip(ans):
+                    if has_v6 and _is_ip(ans):
                         slow.append((i, "answer", ans))
-                elif self._has_dom and "." in ans:
-                    dom_vals.append(ans.lower().rstrip("."))
-                    dom_at.append((i, "answer"))
-            if ev.url and self._has_url:
+                elif has_dom and "." in ans:
+                    dom_add(ans.lower().rstrip("."))
+                    dom_at_add((i, "answer"))
+            if ev.url and has_url:
                 slow.append((i, "url", ev.url))
-            if self._has_hash:
+            if has_hash:
                 for fld, digest in (("md5", ev.md5), ("sha1", ev.sha1), ("sha256", ev.sha256)):
                     if digest:
                         slow.append((i, fld, digest.lower()))

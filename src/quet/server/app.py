@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from quet import __version__
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
     )
     app.state.settings = settings
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.state.db = Database(settings.resolved_database_url())
     app.state.first_password = bootstrap(app.state.db, settings)
     app.include_router(api.router())
@@ -55,6 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _include_pages(app)
     return app
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    """422 with the errors, safe to encode even when the input held lone surrogates or bytes
+    (ASCII-escaped JSON: a lone surrogate becomes \\udXXX instead of failing to encode)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    body = json.dumps({"detail": errors}, default=repr, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
 
 
 async def _refresh_rollups(app: FastAPI, every: float) -> None:

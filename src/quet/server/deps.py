@@ -1,18 +1,21 @@
-"""FastAPI dependencies as Annotated aliases: the session, the signed-in person, the device."""
+"""FastAPI dependencies as Annotated aliases (the session, the signed-in person, the device) and
+what the API and the pages share around services: errors as HTTP answers, the session cookie."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from sqlalchemy.orm import Session
 
+from quet.errors import InputError
 from quet.server import security
-from quet.server.services import users
+from quet.server.services import errors, ingest, orgs, users
 from quet.server.settings import Settings
 from quet.store.models import Device, Organisation, User
 
@@ -80,7 +83,8 @@ def optional_principal(request: Request, session: SessionDep) -> Principal | Non
     return Principal(user, org, row.id, security.csrf_token(secret, row.id))
 
 
-async def _csrf_from(request: Request) -> str:
+async def csrf_from(request: Request) -> str:
+    """The CSRF token a request carries: the X-CSRF-Token header, or a form's csrf_token field."""
     header = request.headers.get("x-csrf-token", "")
     if header:
         return header
@@ -101,7 +105,7 @@ async def current_principal(
             "sign in first (cookie session) or send Authorization: Bearer <API token>",
         )
     if principal.session_id and request.method in UNSAFE:
-        token = await _csrf_from(request)
+        token = await csrf_from(request)
         if not token or token != principal.csrf:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
     return principal
@@ -114,6 +118,43 @@ MaybeUser = Annotated[Principal | None, Depends(optional_principal)]
 def require_change(principal: Principal, org: Organisation) -> None:
     if not principal.can_change(org):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "not allowed for this organisation")
+
+
+# ingest keeps its own pair of classes (its module is tuned separately); both map the same way.
+NOT_FOUND: tuple[type[Exception], ...] = (errors.NotFound, ingest.NotFound)
+FORBIDDEN: tuple[type[Exception], ...] = (errors.Forbidden, ingest.Forbidden)
+
+
+@contextmanager
+def service_errors(invalid: int = status.HTTP_422_UNPROCESSABLE_CONTENT) -> Iterator[None]:
+    """Service errors become HTTP answers: NotFound 404, Forbidden 403, InputError `invalid`.
+    The pages show them as error pages in the person's language (web.render.PageRoute)."""
+    try:
+        yield
+    except NOT_FOUND as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except FORBIDDEN as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except InputError as exc:
+        raise HTTPException(invalid, str(exc)) from exc
+
+
+def find_org(session: Session, principal: Principal, code: str | None) -> Organisation:
+    """The organisation a request names, 404 unless the caller sees it; the caller's own when
+    the request names none."""
+    with service_errors():
+        return orgs.visible_or_own(session, principal, code)
+
+
+def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
 
 
 def current_device(request: Request, session: SessionDep) -> Device:

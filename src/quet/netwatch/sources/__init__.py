@@ -3,7 +3,9 @@ the helpers every reader shares (gzip-transparent numbered lines, IP/name/time n
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import gzip
 import ipaddress
 import json
@@ -18,6 +20,8 @@ from quet.errors import InputError
 from quet.indicators.model import IssueLog
 from quet.netwatch.records import NetEvent
 
+ParseLines = Callable[[list[str], list[str], IssueLog, str, int], list[NetEvent]]
+
 
 @dataclass(frozen=True)
 class Source:
@@ -26,6 +30,10 @@ class Source:
     # (first lines of the file decoded as text (up to ~30, gzip already undone), file name)
     sniff: Callable[[list[str], str], bool]
     read: Callable[[Path, IssueLog], Iterator[NetEvent]]  # gzip-transparent; bad lines -> IssueLog
+    # Optional: lines already in memory (follow mode) -> their events, without a file. Arguments:
+    # (the file's leading header lines, the new lines (no line ends), issues, the file's name or
+    # label (events' `source`), the number of the first new line).
+    parse_lines: ParseLines | None = None
 
 
 SOURCES: dict[str, Source] = {}
@@ -144,9 +152,35 @@ def _read_file(
         issues.add(str(path), 0, str(exc))
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector held off for a block of parsing. A block of lines makes
+    several container objects per line (events, their lists, split fields) and none of them
+    cycles; left on, the collector runs hundreds of times per block, each time over every
+    long-lived object too (an indicator set, the caches): that tripled the cost of reading."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 # --- helpers shared by the readers ------------------------------------------------------------
 
 EMPTY_VALUES = frozenset({"", "-", "(empty)"})
+
+
+_CACHE_MAX = 1 << 16
+# Logs repeat the same few thousand addresses: each distinct text is parsed once (bounded: a
+# full cache is dropped, cheaper than LRU bookkeeping on every hit).
+_IP_CACHE: dict[str, str] = {}
+# Exactly the dotted quads ipaddress accepts (no leading zeros, each <= 255); such a text is
+# already its own compressed form, so no IPv4Address object is needed.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 def norm_ip(value: object) -> str:
@@ -154,19 +188,31 @@ def norm_ip(value: object) -> str:
     value is something else. Brackets ("[::1]") and an IPv6 zone ("fe80::1%eth0") are dropped."""
     if value is None:
         return ""
-    compressed = _compressed(str(value))
+    text = value if isinstance(value, str) else str(value)
+    hit = _IP_CACHE.get(text)
+    if hit is not None:
+        return hit
+    compressed = _compressed(text)
     if compressed is None:
-        raise ValueError(f"not an IP address: {str(value)[:80]!r}")
+        raise ValueError(f"not an IP address: {text[:80]!r}")
+    if len(_IP_CACHE) >= _CACHE_MAX:
+        _IP_CACHE.clear()
+    _IP_CACHE[text] = compressed
     return compressed
 
 
-@functools.lru_cache(maxsize=65536)
 def _compressed(value: str) -> str | None:
-    # Logs repeat the same few thousand addresses; parsing each one once halves reading time.
     text = value.strip()
     if text in EMPTY_VALUES:
         return ""
-    text = text.strip("[]").split("%", 1)[0]
+    if _DOTTED_QUAD.fullmatch(text):
+        return text
+    return _compressed_slow(text.strip("[]").split("%", 1)[0])
+
+
+@functools.lru_cache(maxsize=4096)
+def _compressed_slow(text: str) -> str | None:
+    # IPv6 and odd forms; a miss (a name, garbage) is cached too: answer lists repeat names.
     try:
         return ipaddress.ip_address(text).compressed
     except ValueError:
@@ -207,21 +253,36 @@ def answer_values(values: Iterable[object]) -> list[str]:
     """DNS answer data worth matching: IPs (compressed) and host names (normalised), in order,
     without duplicates; TXT strings, SOA records and other non-names are left out."""
     out: list[str] = []
+    cache = _ANSWER_CACHE
     for value in values:
         if not isinstance(value, str):
             continue
-        text = value.strip()
-        if text in EMPTY_VALUES:
-            continue
-        try:
-            item = norm_ip(text)
-        except ValueError:
-            item = norm_name(text)
-            if not item or "." not in item or any(c.isspace() for c in item):
-                continue
-        if item not in out:
+        item = cache.get(value)
+        if item is None:
+            item = _answer_item(value)
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[value] = item
+        if item and item not in out:
             out.append(item)
     return out
+
+
+# One answer's text -> its matchable form, '' when it has none (empty, TXT, SOA...).
+_ANSWER_CACHE: dict[str, str] = {}
+
+
+def _answer_item(value: str) -> str:
+    text = value.strip()
+    if text in EMPTY_VALUES:
+        return ""
+    ip = _compressed(text)
+    if ip is not None:
+        return ip
+    name = norm_name(text)
+    if not name or "." not in name or any(c.isspace() for c in name):
+        return ""
+    return name
 
 
 def norm_port(value: object) -> int:
@@ -297,6 +358,14 @@ def parse_ts(value: object) -> datetime | None:
         return None
     if isinstance(value, int | float):
         return _from_epoch(float(value), value)
+    if isinstance(value, str):
+        # Epoch seconds are the common case; no empty or canonified text parses as a float.
+        try:
+            seconds = float(value)
+        except ValueError:
+            pass
+        else:
+            return _from_epoch(seconds, value)
     text = str(value).strip()
     if text in EMPTY_VALUES or _CANONIFIED.match(text):
         return None
@@ -335,9 +404,11 @@ from quet.netwatch.sources import (  # noqa: E402, F401, I001
 
 __all__ = [
     "SOURCES",
+    "ParseLines",
     "Source",
     "answer_values",
     "detect",
+    "gc_paused",
     "head",
     "is_ip",
     "load_json_object",

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
+from itertools import repeat
 from pathlib import Path
+from typing import Any
 
 from quet.indicators.model import IssueLog
 from quet.netwatch.records import NetEvent
@@ -15,6 +16,7 @@ from quet.netwatch.sources import (
     EMPTY_VALUES,
     Source,
     answer_values,
+    gc_paused,
     load_json_object,
     make_url,
     norm_host,
@@ -26,6 +28,7 @@ from quet.netwatch.sources import (
     parse_ts,
     register,
 )
+from quet.netwatch.sources._zeek_tsv import Header, Row, Spec, unescape
 
 SUPPORTED = ("conn", "dns", "http", "ssl", "files", "notice", "intel")
 # Zeek's standard log names: a JSON log without `_path` is still known by its file name.
@@ -77,72 +80,10 @@ KNOWN_LOGS = frozenset(
     )
 )
 
-Row = dict[str, object]
-
 # btest canonifies times to X's; unquoted in JSON they make the line invalid JSON.
 _CANON_JSON_TS = re.compile(r'(":\s*)X{6,}\.X{6,}(?=\s*[,}])')
-_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})|\\\\")
 _HEX = re.compile(r"^[0-9a-f]+$")
-
-
-def _unescape(text: str) -> str:
-    """Undo the TSV writer's escaping: `\\xHH` for separators and unprintables, `\\\\` for `\\`."""
-    if "\\" not in text:
-        return text
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else "\\", text)
-
-
-@dataclass
-class _Header:
-    """The state the TSV headers set; a concatenation of logs repeats them, so they may change."""
-
-    path: str
-    sep: str = "\t"
-    set_sep: str = ","
-    empty: str = "(empty)"
-    unset: str = "-"
-    fields: list[str] | None = None
-    containers: list[bool] = field(default_factory=list)
-
-    def directive(self, line: str) -> None:
-        if line.startswith("#separator "):
-            self.sep = _unescape(line[len("#separator ") :]) or "\t"
-            return
-        key, _, value = line.partition(self.sep)
-        if key == "#set_separator":
-            self.set_sep = _unescape(value) or ","
-        elif key == "#empty_field":
-            self.empty = value
-        elif key == "#unset_field":
-            self.unset = value
-        elif key == "#path" and value:
-            self.path = value
-        elif key == "#fields":
-            self.fields = value.split(self.sep)
-            self.containers = [False] * len(self.fields)
-        elif key == "#types" and self.fields is not None:
-            types = value.split(self.sep)
-            self.containers = [t.startswith(("set[", "vector[", "table[")) for t in types]
-            self.containers += [False] * (len(self.fields) - len(self.containers))
-
-    def row(self, line: str) -> Row:
-        if self.fields is None:
-            raise ValueError("a data line before any #fields header")
-        parts = line.split(self.sep)
-        if len(parts) != len(self.fields):
-            raise ValueError(
-                f"{len(parts)} fields, but the #fields header names {len(self.fields)}"
-            )
-        row: Row = {}
-        for name, raw, container in zip(self.fields, parts, self.containers, strict=True):
-            if raw == self.unset:
-                row[name] = None
-            elif container:
-                items = [] if raw == self.empty else raw.split(self.set_sep)
-                row[name] = [_unescape(item) for item in items]
-            else:
-                row[name] = "" if raw == self.empty else _unescape(raw)
-        return row
+BATCH = 4096  # lines parsed together by the columnar TSV path
 
 
 def _json_row(line: str) -> Row:
@@ -165,7 +106,10 @@ def _get(row: Row, key: str) -> object:
 
 
 def _text(row: Row, key: str) -> str:
-    value = _get(row, key)
+    return _as_text(_get(row, key))
+
+
+def _as_text(value: object) -> str:
     if value is None or isinstance(value, dict | list):
         return ""
     text = str(value)
@@ -173,10 +117,13 @@ def _text(row: Row, key: str) -> str:
 
 
 def _items(row: Row, key: str) -> list[str]:
-    value = _get(row, key)
+    return _as_items(_get(row, key))
+
+
+def _as_items(value: object) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value if v is not None and not isinstance(v, dict | list)]
-    text = _text(row, key)
+    text = _as_text(value)
     return text.split(",") if text else []  # a TSV log without #types
 
 
@@ -314,6 +261,42 @@ _HANDLERS: dict[str, Callable[[Row], NetEvent]] = {
 }
 
 
+# The log types whose event is one function of one column per attribute, for the columnar TSV
+# path; each must give what its handler above gives (tests compare the two on every sample).
+def _query(value: Any) -> str:
+    return norm_name(_as_text(value))
+
+
+def _answers(value: Any) -> list[str]:
+    return answer_values(_as_items(value))
+
+
+def _sni(value: Any) -> str:
+    return norm_host(_as_text(value))
+
+
+_BASE_SPEC: Spec = {
+    "client": ("id.orig_h", norm_ip),
+    "client_port": ("id.orig_p", norm_port),
+    "server": ("id.resp_h", norm_ip),
+    "server_port": ("id.resp_p", norm_port),
+    "proto": ("proto", norm_proto),
+}
+FAST_SPECS: dict[str, tuple[str, Spec]] = {
+    "conn": ("zeek:conn", _BASE_SPEC),
+    "dns": (
+        "zeek:dns",
+        {
+            **_BASE_SPEC,
+            "query": ("query", _query),
+            "answers": ("answers", _answers),
+            "action": ("rcode_name", _as_text),
+        },
+    ),
+    "ssl": ("zeek:ssl", {**_BASE_SPEC, "host": ("server_name", _sni)}),
+}
+
+
 def _event(log: str, row: Row) -> NetEvent | None:
     """The event of one row; None for an unsupported log type without both connection ends."""
     handler = _HANDLERS.get(log)
@@ -329,19 +312,56 @@ def _stem(filename: str) -> str:
     return filename.lower().split(".", 1)[0]
 
 
-def read(path: Path, issues: IssueLog, log: str = "") -> Iterator[NetEvent]:
-    """Events of a Zeek log. The log type of each row is its `_path` (JSON), the `#path` header
-    (TSV), else `log`, else the file name. Rows of logs we do not support that lack
-    id.orig_h/id.resp_h are reported once per log type at line 0 and skipped."""
-    where = str(path)
-    header = _Header(path=log or _stem(Path(path).name))
-    reported: set[str] = set()
-    for lineno, line in open_text(Path(path), issues):
+class _Reader:
+    """Lines of one Zeek log to events: runs of data rows through the columnar path when the
+    log type has one, every other line (and every row it refuses) one by one."""
+
+    def __init__(self, where: str, log: str, issues: IssueLog) -> None:
+        self.where = where
+        self.header = Header(path=log)
+        self.issues = issues
+        self.reported: set[str] = set()
+
+    def lines(self, lines: list[str], first: int) -> list[NetEvent]:
+        """The events of `lines`, numbered from `first`."""
+        out: list[NetEvent] = []
+        marks = list(map(str.startswith, lines, repeat("#")))
+        start = 0
+        while start < len(lines):
+            try:
+                end = marks.index(True, start)
+            except ValueError:
+                end = len(lines)
+            if end > start:
+                self._rows(lines[start:end], first + start, out)
+            if end < len(lines):
+                self.header.directive(lines[end])
+            start = end + 1
+        return out
+
+    def _rows(self, lines: list[str], first: int, out: list[NetEvent]) -> None:
+        plan = self.header.plan(FAST_SPECS)
+        if plan is None:
+            for k, line in enumerate(lines):
+                event = self.line(line, first + k)
+                if event is not None:
+                    out.append(event)
+            return
+        events, slow = plan.events(lines, first, self.where)
+        if not slow:
+            out += events
+            return
+        others = [self.line(lines[k], first + k) for k in slow]
+        out += sorted(events + [e for e in others if e is not None], key=_line_of)
+
+    def line(self, line: str, lineno: int) -> NetEvent | None:
+        """One line the slow way: blank, a header directive, a TSV row or a JSON object."""
         if not line.strip():
-            continue
+            return None
+        header = self.header
         if line.startswith("#"):
             header.directive(line)
-            continue
+            return None
         row_log = header.path
         try:
             if line.lstrip().startswith("{"):
@@ -351,21 +371,60 @@ def read(path: Path, issues: IssueLog, log: str = "") -> Iterator[NetEvent]:
                 row = header.row(line)
             event = _event(row_log, row)
         except (ValueError, TypeError) as exc:
-            issues.add(where, lineno, str(exc))
-            continue
+            self.issues.add(self.where, lineno, str(exc))
+            return None
         if event is None:
-            if row_log not in reported:
-                reported.add(row_log)
-                issues.add(
-                    where,
+            if row_log not in self.reported:
+                self.reported.add(row_log)
+                self.issues.add(
+                    self.where,
                     0,
                     f"not a supported zeek log ({row_log or 'unnamed'}): its rows have no "
                     "id.orig_h/id.resp_h; skipped",
                 )
-            continue
-        event.source = where
+            return None
+        event.source = self.where
         event.line = lineno
-        yield event
+        return event
+
+
+def _line_of(event: NetEvent) -> int:
+    return event.line
+
+
+def read(path: Path, issues: IssueLog, log: str = "") -> Iterator[NetEvent]:
+    """Events of a Zeek log. The log type of each row is its `_path` (JSON), the `#path` header
+    (TSV), else `log`, else the file name. Rows of logs we do not support that lack
+    id.orig_h/id.resp_h are reported once per log type at line 0 and skipped."""
+    reader = _Reader(str(path), log or _stem(Path(path).name), issues)
+    batch: list[str] = []
+    first = 1
+    for lineno, line in open_text(Path(path), issues):
+        if not batch:
+            first = lineno
+        batch.append(line)
+        if len(batch) >= BATCH:
+            with gc_paused():  # never across a yield: only while one batch is parsed
+                events = reader.lines(batch, first)
+            yield from events
+            batch = []
+    if batch:
+        with gc_paused():
+            events = reader.lines(batch, first)
+        yield from events
+
+
+def parse_lines(
+    header: list[str], lines: list[str], issues: IssueLog, name: str, first: int, log: str = ""
+) -> list[NetEvent]:
+    """The events of `lines` (numbered from `first`) of the Zeek log `name`, whose leading
+    header lines are `header` (empty when `lines` start the file): follow mode's entry point,
+    the same events and issues as `read` gives for those lines."""
+    reader = _Reader(name, log or _stem(Path(name).name), issues)
+    for line in header:
+        if line.startswith("#"):
+            reader.header.directive(line)
+    return reader.lines(lines, first)
 
 
 # --- sniffing ------------------------------------------------------------------------------------
@@ -400,7 +459,7 @@ def log_type(head: list[str], filename: str) -> str | None:
     for line in head:
         if line.startswith("#separator "):
             tsv = True
-            sep = _unescape(line[len("#separator ") :]) or "\t"
+            sep = unescape(line[len("#separator ") :]) or "\t"
         elif tsv and line.startswith("#path" + sep):
             return line[len("#path") + len(sep) :] or stem
         elif tsv and not line.startswith("#"):
@@ -450,6 +509,7 @@ for _log, _about in _DESCRIPTIONS.items():
             description=_about + "; TSV or JSON, gzip too",
             sniff=partial(_sniff, _log),
             read=partial(read, log=_log),
+            parse_lines=partial(parse_lines, log=_log),
         )
     )
 
@@ -460,5 +520,6 @@ register(
         "id.orig_h/id.resp_h; logs without them (software, known_services) are skipped",
         sniff=partial(_sniff, None),
         read=read,
+        parse_lines=parse_lines,
     )
 )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from quet.server.deps import CurrentUser, SessionDep
 from quet.server.schemas.audit import AuditPage, AuditPublic
-from quet.server.services import orgs
+from quet.server.services import orgs, paging
 from quet.store.models import AuditEntry, Organisation
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -41,9 +41,9 @@ def list_audit(
         query = query.where(AuditEntry.action == action)
     if actor:
         query = query.where(AuditEntry.actor == actor)
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+    total = paging.count(session, query)
     rows = session.execute(
-        query.order_by(AuditEntry.id.desc()).offset((page - 1) * per_page).limit(per_page)
+        paging.window(query.order_by(AuditEntry.id.desc()), page, per_page)
     ).all()
     return AuditPage(
         total=total,

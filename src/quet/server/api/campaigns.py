@@ -3,16 +3,20 @@ the caller, relaying to every organisation in scope, acknowledgements and report
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, Path, Request, status
 from sqlalchemy.orm import Session
 
-from quet.errors import InputError
-from quet.server.api.orgs import find_org
-from quet.server.deps import CurrentUser, Principal, SessionDep, SettingsDep, require_change
+from quet.server.deps import (
+    CurrentUser,
+    Principal,
+    SessionDep,
+    SettingsDep,
+    find_org,
+    require_change,
+    service_errors,
+)
 from quet.server.schemas.campaigns import (
     AckIn,
     AckPublic,
@@ -25,23 +29,11 @@ from quet.server.schemas.campaigns import (
     ReportIn,
 )
 from quet.server.services import campaigns as svc
+from quet.server.services import orgs
 from quet.store.models import Campaign, Organisation, Participation
 
 router = APIRouter(tags=["campaigns"])
 CampaignId = Annotated[int, Path(ge=1, le=2**62)]
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Service errors become HTTP answers."""
-    try:
-        yield
-    except svc.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except svc.Forbidden as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-    except InputError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
 
 
 def _public(session: Session, campaign: Campaign) -> CampaignPublic:
@@ -68,30 +60,36 @@ def _public(session: Session, campaign: Campaign) -> CampaignPublic:
 
 
 def _get(session: Session, principal: Principal, campaign_id: int) -> Campaign:
-    with _errors():
+    with service_errors():
         return svc.get_visible(session, principal, campaign_id)
 
 
-def _codes(session: Session, rows: list[svc.ParticipationStatus]) -> dict[int, str]:
-    ids = {r.org.parent_id for r in rows if r.org.parent_id is not None}
-    known = {r.org.id: r.org.code for r in rows}
-    for i in ids - set(known):
-        org = session.get(Organisation, i)
-        if org is not None:
-            known[i] = org.code
-    return known
+def _participation(row: svc.ParticipationStatus, parent_code: str | None) -> ParticipationPublic:
+    return ParticipationPublic(
+        org_code=row.org.code,
+        org_name=row.org.name,
+        parent_code=parent_code,
+        notified_at=row.notified_at,
+        received_at=row.received_at,
+        received_by=row.received_by,
+        deployed_at=row.deployed_at,
+        reported_at=row.reported_at,
+        late=row.late,
+        devices=row.devices,
+        infected=row.infected,
+    )
 
 
 @router.post("/campaigns", response_model=CampaignPublic, status_code=status.HTTP_201_CREATED)
 def create_campaign(
     body: CampaignCreate, session: SessionDep, principal: CurrentUser
 ) -> CampaignPublic:
-    scope = find_org(session, principal, body.scope_code) if body.scope_code else principal.org
+    scope = find_org(session, principal, body.scope_code)
     require_change(principal, scope)
     phases = [
         svc.PhaseSpec(p.number, p.name, p.starts, p.ends, p.report_deadline) for p in body.phases
     ]
-    with _errors():
+    with service_errors():
         campaign = svc.create_campaign(
             session,
             principal.actor,
@@ -120,25 +118,10 @@ def get_campaign(
     late, devices and infected devices."""
     campaign = _get(session, principal, campaign_id)
     rows = svc.status(session, campaign, principal.org)
-    codes = _codes(session, rows)
+    parents = orgs.parent_codes(session, (r.org for r in rows))
     return CampaignDetail(
         **_public(session, campaign).model_dump(),
-        participation=[
-            ParticipationPublic(
-                org_code=r.org.code,
-                org_name=r.org.name,
-                parent_code=codes.get(r.org.parent_id) if r.org.parent_id else None,
-                notified_at=r.notified_at,
-                received_at=r.received_at,
-                received_by=r.received_by,
-                deployed_at=r.deployed_at,
-                reported_at=r.reported_at,
-                late=r.late,
-                devices=r.devices,
-                infected=r.infected,
-            )
-            for r in rows
-        ],
+        participation=[_participation(r, parents[r.org.id]) for r in rows],
         not_acknowledged=[r.org.code for r in rows if r.received_at is None],
     )
 
@@ -156,7 +139,7 @@ def relay(
     campaign = _get(session, principal, campaign_id)
     require_change(principal, principal.org)
     base = settings.public_url or str(request.base_url)
-    with _errors():
+    with service_errors():
         deliveries = svc.relay(
             session, campaign, settings, base, under=principal.org, actor=principal.actor
         )
@@ -184,7 +167,7 @@ def _ack_public(session: Session, row: Participation) -> AckPublic:
 def acknowledge_link(body: AckIn, request: Request, session: SessionDep) -> AckPublic:
     """Acknowledge receipt with the token from the e-mail's link; no sign-in needed."""
     who = body.name.strip() or (request.client.host if request.client else "link")
-    with _errors():
+    with service_errors():
         row = svc.acknowledge_token(session, body.token, who)
     session.commit()
     return _ack_public(session, row)
@@ -196,7 +179,7 @@ def acknowledge(
 ) -> AckPublic:
     campaign = _get(session, principal, campaign_id)
     org = find_org(session, principal, code)
-    with _errors():
+    with service_errors():
         row = svc.acknowledge(session, principal, campaign, org)
     session.commit()
     return _ack_public(session, row)
@@ -213,21 +196,9 @@ def report(
     """Mark the organisation's report as sent; its fields are stored as given."""
     campaign = _get(session, principal, campaign_id)
     org = find_org(session, principal, code)
-    with _errors():
+    with service_errors():
         svc.mark_reported(session, principal, campaign, org, body.fields)
     session.commit()
     row = next(r for r in svc.status(session, campaign, org) if r.org.id == org.id)
-    parent = session.get(Organisation, org.parent_id) if org.parent_id else None
-    return ParticipationPublic(
-        org_code=org.code,
-        org_name=org.name,
-        parent_code=parent.code if parent else None,
-        notified_at=row.notified_at,
-        received_at=row.received_at,
-        received_by=row.received_by,
-        deployed_at=row.deployed_at,
-        reported_at=row.reported_at,
-        late=row.late,
-        devices=row.devices,
-        infected=row.infected,
-    )
+    parent = orgs.parent(session, org)
+    return _participation(row, parent.code if parent else None)

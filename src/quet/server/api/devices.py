@@ -10,9 +10,16 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
 from quet.errors import InputError
-from quet.server.deps import CurrentDevice, CurrentUser, Principal, SessionDep, SettingsDep
+from quet.server.deps import (
+    CurrentDevice,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    find_org,
+    service_errors,
+)
 from quet.server.services import devices, orgs
-from quet.store.models import Device, Organisation, ScanReport
+from quet.store.models import Device, ScanReport
 
 router = APIRouter(tags=["devices"])
 CURRENT_DAYS = 7
@@ -120,15 +127,6 @@ def public(device: Device, org_code: str) -> DevicePublic:
     )
 
 
-def _scope(session: SessionDep, principal: Principal, code: str | None) -> Organisation:
-    if not code:
-        return principal.org
-    org = orgs.by_code(session, code)
-    if org is None or not principal.can_see(org):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no organisation {code!r}")
-    return org
-
-
 @router.post("/devices/me/heartbeat", response_model=HeartbeatOut, summary="Agent heartbeat")
 def heartbeat(
     body: HeartbeatIn, device: CurrentDevice, session: SessionDep, settings: SettingsDep
@@ -156,13 +154,16 @@ def list_devices(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> DevicePage:
-    under = _scope(session, principal, org)
+    under = find_org(session, principal, org)
     total, rows = devices.listing(
         session, under, kind=kind, hostname=hostname, infected=infected,
         stale_days=stale_days, limit=limit, offset=offset,
     )  # fmt: skip
-    codes = _codes(session, {d.org_id for d in rows})
-    return DevicePage(total=total, items=[public(d, codes.get(d.org_id, "")) for d in rows])
+    owners = orgs.by_ids(session, (d.org_id for d in rows))
+    return DevicePage(
+        total=total,
+        items=[public(d, owners[d.org_id].code if d.org_id in owners else "") for d in rows],
+    )
 
 
 @router.get("/devices/coverage", response_model=Coverage, summary="Protected with current content")
@@ -172,7 +173,7 @@ def coverage(
     org: Annotated[str | None, Query(description="organisation code (default: yours)")] = None,
     max_age_days: Annotated[int, Query(ge=1, le=365)] = CURRENT_DAYS,
 ) -> Coverage:
-    under = _scope(session, principal, org)
+    under = find_org(session, principal, org)
     figures: dict[str, Any] = devices.coverage(session, under, max_age_days)
     return Coverage(org=under.code, **figures)
 
@@ -183,10 +184,8 @@ def get_device(
     principal: CurrentUser,
     session: SessionDep,
 ) -> DeviceDetail:
-    device = session.get(Device, device_id)
-    org = session.get(Organisation, device.org_id) if device is not None else None
-    if device is None or org is None or not principal.can_see(org):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id}")
+    with service_errors():
+        device, org = devices.visible(session, principal, device_id)
     scans = session.scalars(
         sa.select(ScanReport)
         .where(ScanReport.device_id == device.id)
@@ -198,12 +197,3 @@ def get_device(
         **base.model_dump(),
         scans=[ScanPublic.model_validate(s, from_attributes=True) for s in scans],
     )
-
-
-def _codes(session: SessionDep, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = session.execute(
-        sa.select(Organisation.id, Organisation.code).where(Organisation.id.in_(ids))
-    ).all()
-    return {i: c for i, c in rows}

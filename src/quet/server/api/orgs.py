@@ -4,7 +4,7 @@ CSV import and the provinces list. Unseen organisations are 404; seen but not ch
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, UploadFile, status
 from sqlalchemy.orm import QueryableAttribute, Session
 
-from quet.errors import InputError
-from quet.server.deps import CurrentUser, Principal, SessionDep, require_change
+from quet.server.deps import CurrentUser, SessionDep, find_org, require_change, service_errors
 from quet.server.orgdata import EDITIONS
 from quet.server.schemas.orgs import ImportReport, OrgCreate, OrgNode, OrgPublic, OrgUpdate
 from quet.server.services import audit, org_import, orgs
@@ -23,16 +22,8 @@ router = APIRouter(prefix="/orgs", tags=["orgs"])
 MAX_UPLOAD = 20 * 1024 * 1024
 
 
-def find_org(session: Session, principal: Principal, code: str) -> Organisation:
-    """The organisation `code` if the caller may see it; 404 otherwise (existence is not told)."""
-    org = orgs.by_code(session, code)
-    if org is None or not principal.can_see(org):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"organisation {code!r} not found")
-    return org
-
-
 def public(session: Session, org: Organisation) -> OrgPublic:
-    parent = session.get(Organisation, org.parent_id) if org.parent_id else None
+    parent = orgs.parent(session, org)
     return OrgPublic(
         code=org.code,
         name=org.name,
@@ -72,16 +63,15 @@ def tree(
 ) -> list[OrgNode]:
     """The tree under your organisation in depth-first order, with counts of direct children,
     devices and people of each."""
-    top = find_org(session, principal, under) if under else principal.org
+    top = find_org(session, principal, under)
     query = sa.select(Organisation).where(orgs.subtree_clause(top))
     if depth is not None:
         query = query.where(Organisation.depth <= top.depth + depth)
     found = list(session.scalars(query.order_by(Organisation.path)))
-    codes = {o.id: o.code for o in found}
     children = _group_counts(session, Organisation.parent_id, top)
     devices = _group_counts(session, Device.org_id, top)
     people = _group_counts(session, User.org_id, top)
-    parent_codes = _parent_codes(session, found, codes)
+    parent_codes = orgs.parent_codes(session, found)
     return [
         OrgNode(
             code=o.code,
@@ -97,24 +87,9 @@ def tree(
     ]
 
 
-def _parent_codes(
-    session: Session, found: list[Organisation], codes: dict[int, str]
-) -> dict[int, str | None]:
-    out: dict[int, str | None] = {}
-    for o in found:
-        if o.parent_id is None:
-            out[o.id] = None
-        elif o.parent_id in codes:
-            out[o.id] = codes[o.parent_id]
-        else:
-            parent = session.get(Organisation, o.parent_id)
-            out[o.id] = parent.code if parent else None
-    return out
-
-
 @router.post("", response_model=OrgPublic, status_code=status.HTTP_201_CREATED)
 def create(body: OrgCreate, session: SessionDep, principal: CurrentUser) -> OrgPublic:
-    parent = find_org(session, principal, body.parent_code) if body.parent_code else principal.org
+    parent = find_org(session, principal, body.parent_code)
     require_change(principal, parent)
     if orgs.by_code(session, body.code) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"organisation code {body.code!r} exists")
@@ -127,11 +102,11 @@ def create(body: OrgCreate, session: SessionDep, principal: CurrentUser) -> OrgP
         contact_name=body.contact_name,
         contact_email=body.contact_email,
         contact_phone=body.contact_phone,
+        webhook_url=body.webhook_url,
         ip_ranges=body.ip_ranges,
         domains=body.domains,
         asns=body.asns,
     )
-    org.webhook_url = body.webhook_url
     audit.record(session, principal.actor, "org.create", f"org:{org.code}", org.id)
     session.commit()
     return public(session, org)
@@ -149,12 +124,10 @@ def import_csv(file: UploadFile, session: SessionDep, principal: CurrentUser) ->
     with tempfile.TemporaryDirectory(prefix="quet-import-") as tmp:
         path = Path(tmp) / "upload.csv"
         path.write_bytes(raw)
-        try:
+        with service_errors():
             result = org_import.import_csv(
                 session, principal.actor, path, principal.org, source=name
             )
-        except InputError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
     audit.record(
         session,
         principal.actor,
@@ -168,12 +141,7 @@ def import_csv(file: UploadFile, session: SessionDep, principal: CurrentUser) ->
         },
     )
     session.commit()
-    return ImportReport(
-        added=result.added,
-        updated=result.updated,
-        unchanged=result.unchanged,
-        rejected=result.rejected,
-    )
+    return ImportReport(**asdict(result))
 
 
 @router.post("/provinces", response_model=ImportReport)
@@ -191,12 +159,7 @@ def import_provinces(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "administrators only")
     result = org_import.import_provinces(session, principal.actor, edition, root)
     session.commit()
-    return ImportReport(
-        added=result.added,
-        updated=result.updated,
-        unchanged=result.unchanged,
-        rejected=result.rejected,
-    )
+    return ImportReport(**asdict(result))
 
 
 @router.get("/{code}", response_model=OrgPublic)
@@ -206,22 +169,9 @@ def get(code: str, session: SessionDep, principal: CurrentUser) -> OrgPublic:
 
 @router.patch("/{code}", response_model=OrgPublic)
 def update(code: str, body: OrgUpdate, session: SessionDep, principal: CurrentUser) -> OrgPublic:
+    """Change the fields sent (the others stay); the root's kind stays 'national'."""
     org = find_org(session, principal, code)
-    require_change(principal, org)
-    changed: list[str] = []
-    for name in ("name", "kind", "contact_name", "contact_email", "contact_phone", "webhook_url"):
-        value = getattr(body, name)
-        if value is not None and getattr(org, name) != value:
-            setattr(org, name, value)
-            changed.append(name)
-    if org.parent_id is None and org.kind != "national" and "kind" in changed:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "the root stays 'national'")
-    if org_import.set_owned(org, body.ip_ranges, body.domains, body.asns):
-        changed.append("networks")
-    if changed:
-        org.updated_at = datetime.now(UTC)
-        audit.record(
-            session, principal.actor, "org.update", f"org:{org.code}", org.id, {"fields": changed}
-        )
+    with service_errors():
+        orgs.update(session, principal, org, orgs.OrgChanges(**body.model_dump()))
     session.commit()
     return public(session, org)

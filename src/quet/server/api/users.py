@@ -9,16 +9,15 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from quet.errors import InputError
 from quet.server import security
-from quet.server.api.orgs import find_org
 from quet.server.deps import (
     SESSION_COOKIE,
     CurrentUser,
-    Principal,
     SessionDep,
     SettingsDep,
-    require_change,
+    find_org,
+    service_errors,
+    set_session_cookie,
 )
 from quet.server.schemas.people import (
     PasswordChange,
@@ -29,7 +28,7 @@ from quet.server.schemas.people import (
     UserList,
     UserPublic,
 )
-from quet.server.services import audit, orgs, users
+from quet.server.services import orgs, paging, users
 from quet.store.models import Organisation, User
 
 router = APIRouter(tags=["people"])
@@ -51,13 +50,6 @@ def user_public(session: Session, user: User) -> UserPublic:
     )
 
 
-def check_grant(principal: Principal, role: str, org: Organisation) -> None:
-    """May `principal` give someone `role` in `org`? Raises 403 when not (the org is seen)."""
-    require_change(principal, org)
-    if role == "admin" and not principal.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only administrators create administrators")
-
-
 @router.post("/session", response_model=SessionPublic)
 def sign_in(
     body: SessionCreate,
@@ -68,22 +60,12 @@ def sign_in(
 ) -> SessionPublic:
     """Sign in: sets the session cookie and returns the CSRF token for unsafe requests."""
     ip = request.client.host if request.client else ""
-    user = users.authenticate(session, body.username, body.password)
-    if user is None:
-        audit.record(session, f"user:{body.username[:100]}", "session.failed", ip=ip)
-        session.commit()
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    token, row = users.start_session(session, user, settings.session_hours, ip)
-    audit.record(session, f"user:{user.username}", "session.start", "", user.org_id, ip=ip)
+    found = users.sign_in(session, body.username, body.password, settings.session_hours, ip)
     session.commit()
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=settings.session_hours * 3600,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
+    if found is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    user, token, row = found
+    set_session_cookie(response, token, settings)
     org = session.get(Organisation, user.org_id)
     return SessionPublic(
         username=user.username,
@@ -123,11 +105,9 @@ def list_users(
         query = query.where(User.org_id == find_org(session, principal, org).id)
     else:
         query = query.where(orgs.subtree_clause(principal.org))
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+    total = paging.count(session, query)
     rows = session.scalars(
-        query.order_by(Organisation.path, User.username)
-        .offset((page - 1) * per_page)
-        .limit(per_page)
+        paging.window(query.order_by(Organisation.path, User.username), page, per_page)
     )
     return UserList(total=total, items=[user_public(session, u) for u in rows])
 
@@ -135,10 +115,11 @@ def list_users(
 @router.post("/users", response_model=UserCreated, status_code=status.HTTP_201_CREATED)
 def create_user(body: UserCreate, session: SessionDep, principal: CurrentUser) -> UserCreated:
     """Create a person with a one-time password (shown only in this answer)."""
-    org = find_org(session, principal, body.org_code) if body.org_code else principal.org
-    check_grant(principal, body.role, org)
+    org = find_org(session, principal, body.org_code)
+    with service_errors():
+        users.check_grant(principal, body.role, org)
     password = security.new_password()
-    try:
+    with service_errors(invalid=status.HTTP_409_CONFLICT):
         user = users.create_user(
             session,
             body.username,
@@ -150,36 +131,27 @@ def create_user(body: UserCreate, session: SessionDep, principal: CurrentUser) -
             must_change_password=True,
             actor=principal.actor,
         )
-    except InputError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     session.commit()
     return UserCreated(**user_public(session, user).model_dump(), password=password)
 
 
 @router.post("/users/me/password", status_code=status.HTTP_204_NO_CONTENT)
 def change_password(body: PasswordChange, session: SessionDep, principal: CurrentUser) -> None:
-    user = principal.user
-    if not security.verify_password(user.password_hash, body.current_password):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "the current password is wrong")
-    if body.new_password == body.current_password:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "choose a different password")
-    user.password_hash = security.hash_password(body.new_password)
-    user.must_change_password = False
-    audit.record(session, principal.actor, "user.password", f"user:{user.username}", user.org_id)
+    try:
+        users.change_password(session, principal.user, body.current_password, body.new_password)
+    except users.PasswordRejected as exc:
+        wrong = exc.reason == "wrong"
+        code = status.HTTP_403_FORBIDDEN if wrong else status.HTTP_422_UNPROCESSABLE_CONTENT
+        raise HTTPException(code, str(exc)) from exc
     session.commit()
 
 
 @router.post("/users/{username}/password", response_model=UserCreated)
 def reset_password(username: str, session: SessionDep, principal: CurrentUser) -> UserCreated:
     """Give someone in your scope a new one-time password (they must change it at sign-in)."""
-    user = session.scalars(sa.select(User).where(User.username == username)).first()
-    org = session.get(Organisation, user.org_id) if user else None
-    if user is None or org is None or not principal.can_see(org):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {username!r} not found")
-    check_grant(principal, user.role, org)
-    password = security.new_password()
-    user.password_hash = security.hash_password(password)
-    user.must_change_password = True
-    audit.record(session, principal.actor, "user.reset", f"user:{user.username}", user.org_id)
+    with service_errors():
+        password = users.reset_password(session, principal, username)
     session.commit()
+    user = users.by_username(session, username)
+    assert user is not None  # just reset
     return UserCreated(**user_public(session, user).model_dump(), password=password)

@@ -11,23 +11,17 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from quet.errors import InputError, QuetError
+from quet.errors import InputError
 from quet.server import notify, security
 from quet.server.notify import Delivery as Delivery  # re-exported: relay() returns these
 from quet.server.services import audit, orgs
+from quet.server.services.errors import Forbidden as Forbidden  # re-exported
+from quet.server.services.errors import NotFound as NotFound
 from quet.server.settings import Settings
 from quet.store.models import Campaign, Device, Organisation, Participation, Phase
 
 if TYPE_CHECKING:
     from quet.server.deps import Principal
-
-
-class NotFound(QuetError):
-    """The object does not exist, or the person asking may not see it."""
-
-
-class Forbidden(QuetError):
-    """The person may see the object but not change it."""
 
 
 @dataclass

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from quet.server import security
-from quet.server.services import campaigns, devices, orgs, rollups
+from quet.server.services import campaigns, devices, orgs, paging, rollups
+from quet.server.services.paging import Page
 from quet.store.models import (
     AuditEntry,
     Campaign,
@@ -288,26 +289,9 @@ def ack_target(session: Session, token: str) -> tuple[Participation, Campaign, O
 
 
 # -- listings -------------------------------------------------------------------------------------
-@dataclass
-class Page:
-    total: int
-    rows: list[Any]
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
 def org_codes(session: Session, ids: Iterable[int | None]) -> dict[int, Organisation]:
     """The organisations of these ids (None skipped), for the name column of a listing."""
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return {
-        o.id: o for o in session.scalars(sa.select(Organisation).where(Organisation.id.in_(wanted)))
-    }
+    return orgs.by_ids(session, ids)
 
 
 def findings(
@@ -332,12 +316,9 @@ def findings(
         )
     if device_id is not None:
         query = query.where(FindingRow.device_id == device_id)
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(
-        query.order_by(FindingRow.observed_at.desc(), FindingRow.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
+    total = paging.count(session, query)
+    newest = query.order_by(FindingRow.observed_at.desc(), FindingRow.id.desc())
+    rows = session.execute(paging.window(newest, page, per_page)).all()
     return Page(total, [(f, host) for f, host in rows], page, per_page)
 
 
@@ -382,12 +363,8 @@ def audit(session: Session, under: Organisation, *, page: int = 1, per_page: int
     where = _in_subtree(AuditEntry.org_id, under)
     if under.parent_id is None:
         where = sa.or_(where, AuditEntry.org_id.is_(None))
-    total = session.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(where)) or 0
-    rows = session.scalars(
-        sa.select(AuditEntry)
-        .where(where)
-        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
+    query = sa.select(AuditEntry).where(where)
+    total = paging.count(session, query)
+    newest = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    rows = session.scalars(paging.window(newest, page, per_page)).all()
     return Page(total, list(rows), page, per_page)

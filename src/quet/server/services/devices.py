@@ -4,16 +4,20 @@ the machine's inventory, scoped listings and the coverage figure ("% protected, 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from quet.errors import InputError
 from quet.server import security
-from quet.server.services import audit, orgs
+from quet.server.services import audit, orgs, paging
+from quet.server.services.errors import NotFound
 from quet.store.models import Device, EnrollmentToken, Organisation
 from quet.store.models.device import DEVICE_KINDS
+
+if TYPE_CHECKING:
+    from quet.server.deps import Principal
 
 TOKEN_PREFIX = "qe_"
 CREDENTIAL_PREFIX = "qd_"
@@ -176,9 +180,17 @@ def listing(
         query = query.where(
             sa.or_(Device.content_updated_at.is_(None), Device.content_updated_at < cutoff)
         )
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Device.id).limit(limit).offset(offset)).all()
-    return total, list(rows)
+    return paging.count(session, query), list(rows)
+
+
+def visible(session: Session, principal: Principal, device_id: int) -> tuple[Device, Organisation]:
+    """The device and its organisation if `principal` may see them; NotFound otherwise."""
+    device = session.get(Device, device_id)
+    org = session.get(Organisation, device.org_id) if device is not None else None
+    if device is None or org is None or not principal.can_see(org):
+        raise NotFound(f"no device {device_id}")
+    return device, org
 
 
 def _pct(part: int, whole: int) -> float:

@@ -14,7 +14,8 @@ from quet.indicators.model import IssueLog
 from quet.server import orgdata
 from quet.server.orgdata import OrgRecord
 from quet.server.services import audit, orgs
-from quet.store.models import Organisation, OrgAsn, OrgDomain
+from quet.server.services.orgs import set_owned
+from quet.store.models import Organisation
 
 
 @dataclass
@@ -127,9 +128,7 @@ def import_records(
 
 
 def _parent_code(session: Session, org: Organisation) -> str:
-    if org.parent_id is None:
-        return ""
-    parent = session.get(Organisation, org.parent_id)
+    parent = orgs.parent(session, org)
     return parent.code if parent else ""
 
 
@@ -143,29 +142,4 @@ def apply_record(org: Organisation, rec: OrgRecord) -> list[str]:
             changed.append(name)
     if set_owned(org, rec.ip_ranges, rec.domains, rec.asns):
         changed.append("networks")
-    return changed
-
-
-def set_owned(
-    org: Organisation,
-    ip_ranges: list[str] | None = None,
-    domains: list[str] | None = None,
-    asns: list[int] | None = None,
-) -> bool:
-    """Replace what `org` owns on the network (None leaves that part alone); True if it changed.
-    Rows that stay are kept, so the (org, domain) and (org, asn) unique keys never collide."""
-    changed = False
-    if ip_ranges is not None and {n.cidr for n in org.networks} != set(ip_ranges):
-        orgs.set_networks(org, ip_ranges)
-        changed = True
-    if domains is not None and {d.domain for d in org.domains} != set(domains):
-        keep = [d for d in org.domains if d.domain in set(domains)]
-        have = {d.domain for d in keep}
-        org.domains = keep + [OrgDomain(domain=d) for d in dict.fromkeys(domains) if d not in have]
-        changed = True
-    if asns is not None and {a.asn for a in org.asns} != set(asns):
-        kept = [a for a in org.asns if a.asn in set(asns)]
-        seen = {a.asn for a in kept}
-        org.asns = kept + [OrgAsn(asn=a) for a in dict.fromkeys(asns) if a not in seen]
-        changed = True
     return changed

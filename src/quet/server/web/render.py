@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quet import __version__
-from quet.server.deps import UNSAFE, Principal, SessionDep, optional_principal
+from quet.server.deps import UNSAFE, Principal, SessionDep, csrf_from, optional_principal
 from quet.server.web import i18n
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -165,17 +165,6 @@ def check_pre_csrf(request: Request, submitted: str) -> None:
 
 
 # -- dependencies ---------------------------------------------------------------------------------
-async def _form_csrf(request: Request) -> str:
-    header = request.headers.get("x-csrf-token", "")
-    if header:
-        return header
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        value = (await request.form()).get("csrf_token", "")
-        return value if isinstance(value, str) else ""
-    return ""
-
-
 async def page_principal(
     request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]
 ) -> Principal:
@@ -187,7 +176,7 @@ async def page_principal(
     if principal.user.must_change_password and request.url.path != PASSWORD_PAGE:
         raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": PASSWORD_PAGE})
     if request.method in UNSAFE:
-        token = await _form_csrf(request)
+        token = await csrf_from(request)
         if not principal.session_id or not hmac.compare_digest(token, principal.csrf):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "error.csrf")
     return principal

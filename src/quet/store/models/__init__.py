@@ -13,9 +13,10 @@ from quet.store.models.intel import (
     indicators,
     sightings,
 )
+from quet.store.models.netalert import NetAlertRow
 from quet.store.models.org import Organisation, OrgAsn, OrgDomain, OrgNetwork
 from quet.store.models.people import ApiToken, AuditEntry, LoginSession, User
-from quet.store.models.sharing import OrgRollup, SharingPeer, ShareReceipt
+from quet.store.models.sharing import OrgRollup, ShareReceipt, SharingPeer
 
 __all__ = [
     "ApiToken",
@@ -29,6 +30,7 @@ __all__ = [
     "IndicatorRow",
     "IndicatorSourceRow",
     "LoginSession",
+    "NetAlertRow",
     "OrgAsn",
     "OrgDomain",
     "OrgNetwork",

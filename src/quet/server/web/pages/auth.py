@@ -7,8 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from quet.server import security
-from quet.server.deps import SESSION_COOKIE, MaybeUser, SessionDep, SettingsDep
+from quet.server.deps import (
+    SESSION_COOKIE,
+    MaybeUser,
+    SessionDep,
+    SettingsDep,
+    set_session_cookie,
+)
 from quet.server.services import audit, users
 from quet.server.web import i18n
 from quet.server.web.render import (
@@ -23,7 +28,13 @@ from quet.server.web.render import (
 )
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-MIN_PASSWORD = 10
+# The form field and message of each reason users.change_password may refuse for.
+PASSWORD_ERRORS = {
+    "wrong": ("current_password", "error.password_wrong"),
+    "short": ("new_password", "error.password_short"),
+    "same": ("new_password", "error.password_same"),
+    "mismatch": ("confirm_password", "error.password_mismatch"),
+}
 
 
 @router.get("/lang/{code}")
@@ -58,10 +69,9 @@ def login(
 ) -> Response:
     check_pre_csrf(request, csrf_token)
     ip = request.client.host if request.client else ""
-    user = users.authenticate(session, username.strip(), password)
-    if user is None:
-        audit.record(session, f"user:{username[:100]}", "session.failed", ip=ip)
-        session.commit()
+    found = users.sign_in(session, username.strip(), password, settings.session_hours, ip)
+    session.commit()
+    if found is None:
         return render(
             request,
             "pages/login.html",
@@ -70,19 +80,10 @@ def login(
             username=username,
             error="error.login",
         )
-    token, _row = users.start_session(session, user, settings.session_hours, ip)
-    audit.record(session, f"user:{user.username}", "session.start", "", user.org_id, ip=ip)
-    session.commit()
+    user, token, _row = found
     target = PASSWORD_PAGE if user.must_change_password else safe_next(next)
     response = redirect(target)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=settings.session_hours * 3600,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
+    set_session_cookie(response, token, settings)
     return response
 
 
@@ -112,22 +113,15 @@ def change_password(
     new_password: Annotated[str, Form(max_length=200)] = "",
     confirm_password: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    user = principal.user
-    errors: dict[str, str] = {}
-    if not security.verify_password(user.password_hash, current_password):
-        errors["current_password"] = "error.password_wrong"
-    elif len(new_password) < MIN_PASSWORD:
-        errors["new_password"] = "error.password_short"
-    elif new_password == current_password:
-        errors["new_password"] = "error.password_same"
-    elif new_password != confirm_password:
-        errors["confirm_password"] = "error.password_mismatch"
-    if errors:
+    try:
+        users.change_password(
+            session, principal.user, current_password, new_password, confirm=confirm_password
+        )
+    except users.PasswordRejected as exc:
+        field, key = PASSWORD_ERRORS[exc.reason]
+        errors = {field: key}
         return render(
             request, "pages/password.html", status_code=422, principal=principal, errors=errors
         )
-    user.password_hash = security.hash_password(new_password)
-    user.must_change_password = False
-    audit.record(session, principal.actor, "user.password", f"user:{user.username}", user.org_id)
     session.commit()
     return redirect("/", "password_changed")

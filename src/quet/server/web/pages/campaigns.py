@@ -10,15 +10,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from quet.errors import QuetError
-from quet.server.deps import Principal, SessionDep, SettingsDep
+from quet.server.deps import Principal, SessionDep, SettingsDep, find_org, service_errors
 from quet.server.services import campaigns, dashboard
-from quet.server.web.pages.orgs import visible_org
 from quet.server.web.render import (
     PageRoute,
     PageUser,
     check_pre_csrf,
     forbidden,
-    not_found,
     redirect,
     render,
 )
@@ -28,10 +26,8 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 def _campaign(session: SessionDep, principal: Principal, campaign_id: int) -> Campaign:
-    try:
+    with service_errors():
         return campaigns.get_visible(session, principal, campaign_id)
-    except campaigns.NotFound:
-        raise not_found() from None
 
 
 @router.get("/campaigns")
@@ -113,13 +109,9 @@ def acknowledge(
     campaign_id: int, code: str, request: Request, session: SessionDep, principal: PageUser
 ) -> Response:
     campaign = _campaign(session, principal, campaign_id)
-    org = visible_org(session, principal, code)
-    try:
+    org = find_org(session, principal, code)
+    with service_errors():
         campaigns.acknowledge(session, principal, campaign, org)
-    except campaigns.Forbidden:
-        raise forbidden() from None
-    except campaigns.NotFound:
-        raise not_found() from None
     session.commit()
     return redirect(f"/campaigns/{campaign.id}", "acknowledged")
 

@@ -9,11 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from quet.errors import InputError
-from quet.server.services import dashboard
-from quet.server.web.pages.orgs import visible_org
-from quet.server.web.render import PageRoute, PageUser, SessionDep, not_found, render
-from quet.store.models import Device, Organisation
+from quet.server.deps import find_org, service_errors
+from quet.server.services import dashboard, devices
+from quet.server.web.render import PageRoute, PageUser, SessionDep, render
 from quet.store.models.device import DEVICE_KINDS, FINDING_STATUSES
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -33,8 +31,9 @@ def listing(
     infected: Annotated[str, Query(max_length=5)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
-    under = visible_org(session, principal, org) if org else principal.org
-    try:
+    under = find_org(session, principal, org)
+    # An unknown kind in the query is a page that does not exist rather than a form error.
+    with service_errors(invalid=404):
         result = dashboard.device_page(
             session,
             under,
@@ -45,8 +44,6 @@ def listing(
             page=page,
             per_page=PER_PAGE,
         )
-    except InputError:
-        raise not_found() from None
     owners = dashboard.org_codes(session, {d.org_id for d in result.rows})
     return render(
         request,
@@ -67,10 +64,8 @@ def listing(
 def detail(
     device_id: int, request: Request, session: SessionDep, principal: PageUser
 ) -> HTMLResponse:
-    device = session.get(Device, device_id)
-    org = session.get(Organisation, device.org_id) if device is not None else None
-    if device is None or org is None or not principal.can_see(org):
-        raise not_found()
+    with service_errors():
+        device, org = devices.visible(session, principal, device_id)
     return render(
         request,
         "pages/device.html",

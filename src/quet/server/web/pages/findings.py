@@ -8,16 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from quet.errors import InputError
+from quet.server.deps import find_org, service_errors
 from quet.server.services import dashboard, ingest, rollups
-from quet.server.web.pages.orgs import visible_org
 from quet.server.web.render import (
     PageRoute,
     PageUser,
     SessionDep,
-    forbidden,
     is_htmx,
-    not_found,
     redirect,
     render,
     safe_next,
@@ -39,7 +36,7 @@ def listing(
     org: Annotated[str, Query(max_length=64)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
-    under = visible_org(session, principal, org) if org else principal.org
+    under = find_org(session, principal, org)
     result = dashboard.findings(
         session,
         under,
@@ -71,14 +68,9 @@ def set_status(
     status: Annotated[str, Form(max_length=20)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/findings",
 ) -> Response:
-    try:
+    # An unknown status is a page that does not exist rather than a form error.
+    with service_errors(invalid=404):
         row = ingest.set_finding_status(session, principal, finding_id, status)
-    except ingest.NotFound:
-        raise not_found() from None
-    except ingest.Forbidden:
-        raise forbidden() from None
-    except InputError:
-        raise not_found() from None
     # The tree's figures come from the roll-ups: keep this organisation's current.
     rollups.refresh(session, row.org_id)
     session.commit()

@@ -3,7 +3,6 @@ owns on the network, its devices, enrollment tokens and the edit form for office
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -11,8 +10,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from quet.server import orgdata
-from quet.server.deps import Principal
-from quet.server.services import audit, campaigns, dashboard, devices, org_import, orgs
+from quet.server.deps import Principal, find_org, service_errors
+from quet.server.services import campaigns, dashboard, devices, orgs
 from quet.server.web import i18n
 from quet.server.web.render import (
     PageRoute,
@@ -21,21 +20,12 @@ from quet.server.web.render import (
     forbidden,
     is_htmx,
     lang_of,
-    not_found,
     redirect,
     render,
 )
 from quet.store.models import Campaign, EnrollmentToken, Organisation, User
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-
-
-def visible_org(session: SessionDep, principal: Principal, code: str) -> Organisation:
-    """The organisation `code` if the person may see it; 404 otherwise (no hint it exists)."""
-    org = orgs.by_code(session, code)
-    if org is None or not principal.can_see(org):
-        raise not_found()
-    return org
 
 
 def _current(session: SessionDep, principal: Principal) -> Campaign | None:
@@ -59,7 +49,7 @@ def tree(request: Request, session: SessionDep, principal: PageUser) -> HTMLResp
 
 @router.get("/orgs/{code}/children", response_model=None)
 def children(code: str, request: Request, session: SessionDep, principal: PageUser) -> Response:
-    org = visible_org(session, principal, code)
+    org = find_org(session, principal, code)
     if not is_htmx(request):
         return redirect(f"/orgs/{org.code}#children")  # the page lists the children too
     nodes = dashboard.tree(session, org, _current(session, principal))
@@ -78,7 +68,7 @@ def _detail(
     form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     t = i18n.translator(lang_of(request))
-    parent = session.get(Organisation, org.parent_id) if org.parent_id else None
+    parent = orgs.parent(session, org)
     cover = devices.coverage(session, org)
     page = dashboard.device_page(session, org, per_page=20)
     tokens = (
@@ -130,7 +120,7 @@ def _detail(
 
 @router.get("/orgs/{code}")
 def detail(code: str, request: Request, session: SessionDep, principal: PageUser) -> HTMLResponse:
-    return _detail(request, session, principal, visible_org(session, principal, code))
+    return _detail(request, session, principal, find_org(session, principal, code))
 
 
 @router.post("/orgs/{code}", response_model=None)
@@ -149,7 +139,7 @@ def update(
     domains: Annotated[str, Form(max_length=100_000)] = "",
     asns: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
-    org = visible_org(session, principal, code)
+    org = find_org(session, principal, code)
     if not principal.can_change(org):
         raise forbidden()
     form = {
@@ -185,24 +175,19 @@ def update(
         errors["asns"] = "error.invalid"
     if errors:
         return _detail(request, session, principal, org, status_code=422, errors=errors, form=form)
-    changed = []
-    for field, value in (
-        ("name", name.strip()),
-        ("kind", clean["kind"]),
-        ("contact_name", contact_name.strip()),
-        ("contact_email", clean["contact_email"]),
-        ("contact_phone", contact_phone.strip()),
-        ("webhook_url", url),
-    ):
-        if getattr(org, field) != value:
-            setattr(org, field, value)
-            changed.append(field)
-    if org_import.set_owned(org, nets, doms, numbers):
-        changed.append("networks")
-    if changed:
-        org.updated_at = datetime.now(UTC)
-        audit.record(session, principal.actor, "org.update", f"org:{org.code}", org.id,
-                     {"fields": changed})  # fmt: skip
+    changes = orgs.OrgChanges(
+        name=name.strip(),
+        kind=clean["kind"],
+        contact_name=contact_name.strip(),
+        contact_email=clean["contact_email"],
+        contact_phone=contact_phone.strip(),
+        webhook_url=url,
+        ip_ranges=nets,
+        domains=doms,
+        asns=numbers,
+    )
+    with service_errors():
+        orgs.update(session, principal, org, changes)
     session.commit()
     return redirect(f"/orgs/{org.code}", "saved")
 
@@ -215,7 +200,7 @@ def new_token(
     principal: PageUser,
     label: Annotated[str, Form(max_length=200)] = "",
 ) -> HTMLResponse:
-    org = visible_org(session, principal, code)
+    org = find_org(session, principal, code)
     if not principal.can_change(org):
         raise forbidden()
     token = devices.create_enrollment_token(session, principal.actor, org, label.strip())
