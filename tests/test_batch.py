@@ -285,3 +285,59 @@ def test_indicators_are_deduplicated_and_unindexable_ones_counted() -> None:
     (alert,) = m.scan_events([ev])
     assert alert.name == "high"
     m.close()
+
+
+def test_client_values_count_only_for_outside_clients(tmp_path: Path) -> None:
+    # The prefilter never probes an internal client (its value could only be dropped later);
+    # with other internal networks the same addresses are outside, and their listed clients hit.
+    log = zeek_log(
+        tmp_path / "dns.log",
+        "dns",
+        [
+            "1700000000.0 C1 10.9.9.9 5000 10.0.0.53 53 udp 1 quiet.example NOERROR -",
+            "1700000001.0 C2 192.168.7.7 5001 10.0.0.53 53 udp 2 quiet.example NOERROR -",
+            "1700000002.0 C3 172.20.1.1 5002 10.0.0.53 53 udp 3 quiet.example NOERROR -",
+        ],
+    )
+    inds = [
+        Indicator(T.IPV4, "10.9.9.9", name="a"),
+        Indicator(T.CIDR, "192.168.7.0/24", name="b"),
+        Indicator(T.IPV4, "172.20.1.1", name="c"),
+    ]
+    assert scan_batch([log], inds) == streaming([log], inds) == []
+    other = InternalNets(["10.0.0.0/24", "100.64.0.0/10"])
+    m = BatchMatcher(inds, internal=other)
+    got = m.scan([log])
+    m.close()
+    events = list(read_path(log, IssueLog()))
+    want = aggregate(match_events(events, IndicatorSet.build(inds), internal=other))
+    assert got == want
+    assert {(a.indicator, a.client, tuple(a.fields)) for a in got} == {
+        ("10.9.9.9", "10.0.0.53", ("client",)),
+        ("192.168.7.0/24", "10.0.0.53", ("client",)),
+        ("172.20.1.1", "10.0.0.53", ("client",)),
+    }
+
+
+def test_too_many_prefix_keys_make_every_address_a_candidate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import quet.netwatch.batch as batch
+
+    monkeypatch.setattr(batch, "MAX_V4_PREFIX_KEYS", 0)
+    log = zeek_log(
+        tmp_path / "conn.log",
+        "conn",
+        [
+            "1700000000.0 C1 10.1.1.1 5000 203.0.113.200 443 tcp ssl",
+            "1700000001.0 C2 10.1.1.1 5001 198.51.100.5 443 tcp ssl",
+            "1700000002.0 C3 203.0.113.9 5002 10.1.1.2 22 tcp ssh",
+        ],
+    )
+    inds = [Indicator(T.CIDR, "203.0.0.0/16", name="wide")]
+    m = BatchMatcher(inds)
+    assert m._v4_all
+    got = m.scan([log])
+    m.close()
+    assert got == streaming([log], inds)
+    assert {(a.client, a.count) for a in got} == {("10.1.1.1", 1), ("10.1.1.2", 1)}

@@ -111,37 +111,35 @@ def internal_test(v: str, nets: Sequence[str]) -> str:
     return "(" + " or ".join(tests) + ")" if tests else "false"
 
 
-def row_filter(
-    query: str,
-    client: str,
-    server: str,
-    answers_raw: str,
-    set_sep: str,
-    v4_all: bool,
-    v6: bool,
-    internal: Sequence[str] = (),
-) -> str:
-    """The candidate test of one row of a Zeek dns/conn log (columns as SQL expressions).
+def candidate_values(v4_all: bool, internal: Sequence[str]) -> str:
+    """CTEs over the rows `ev` (client, server, query, a1 = the first answer): the distinct
+    values whose keys are listed. Logs repeat their names and addresses, so the label and /24
+    keys are computed once per distinct value, not per row. A client value only counts when the
+    client is outside, so internal clients are never probed."""
+    is_ip = "(right(a1, 1) between '0' and '9')"
+    return f"""
+    cand_q as (select query from (select distinct query from ev where query <> '')
+               where {name_listed("query")}),
+    cand_a as (select a1 from (select distinct a1 from ev where a1 <> '')
+               where case when {is_ip} then {ip_listed("a1", v4_all)}
+                          else {name_listed("a1")} end),
+    cand_s as (select server from (select distinct server from ev where server <> '')
+               where {ip_listed("server", v4_all)}),
+    cand_c as (select client from (select distinct client from ev
+                                   where client <> '' and not {internal_test("client", internal)})
+               where {ip_listed("client", v4_all)})"""
 
-    Every probe runs on every row (DuckDB evaluates each `in (select ...)` as a join), so a key
-    that cannot matter is NULL, which the join skips: an empty name, the name probes of an
-    address answer and the other way round, and the client of an internal host (a client value
-    only counts when the client is outside)."""
-    first = f"split_part({answers_raw}, {set_sep}, 1)"
+
+def row_filter(set_sep: str, v6: bool) -> str:
+    """The candidate test of a row of `ev`, on the CTEs of `candidate_values`."""
     v6_test = (
-        f"or contains({server}, ':') or contains({client}, ':') or contains({answers_raw}, ':')"
+        "or contains(server, ':') or contains(client, ':') or contains(answers_raw, ':')"
         if v6
         else ""
     )
-    is_ip = f"(right({first}, 1) between '0' and '9')"
-    name_first = f"(case when {answers_raw} = '' or {is_ip} then NULL else {first} end)"
-    ip_first = f"(case when {answers_raw} <> '' and {is_ip} then {first} else NULL end)"
-    name_query = f"(case when {query} = '' then NULL else {query} end)"
-    ext_client = f"(case when {internal_test(client, internal)} then NULL else {client} end)"
-    return f"""(bad <> '' or contains({answers_raw}, {set_sep})
-      or {name_listed(name_query)} or {ip_listed(server, v4_all)}
-      or {ip_listed(ext_client, v4_all)}
-      or {ip_listed(ip_first, v4_all)} or {name_listed(name_first)}
+    return f"""(bad <> '' or contains(answers_raw, {set_sep})
+      or query in (select query from cand_q) or a1 in (select a1 from cand_a)
+      or server in (select server from cand_s) or client in (select client from cand_c)
       {v6_test})"""
 
 
@@ -287,30 +285,39 @@ def zeek_events_sql(
     v6: bool = True,
     internal: Sequence[str] = (),
 ) -> str:
-    """The event relation of a Zeek dns/conn TSV log: one pass of DuckDB's CSV reader, every
-    column text; a line's number is its row number (null_padding keeps short lines as rows,
-    a spare last column catches long ones), `bad` says what the Python reader would refuse."""
+    """The candidate rows of a Zeek dns/conn TSV log as the event relation: one pass of DuckDB's
+    CSV reader, every column text, the few columns matching needs kept (`ev`) and filtered by
+    the distinct values with listed keys; a line's number is its row number (null_padding keeps
+    short lines as rows, a spare last column catches long ones), `bad` says what the Python
+    reader would refuse."""
     cols = [*h.fields, "__extra"]
     spec = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
-    empties = ", ".join(_sql_str(v) for v in {h.empty, h.unset, "-", "(empty)", ""})
+    empty_values = {h.empty, h.unset, "-", "(empty)", ""}
+    empties = ", ".join(_sql_str(v) for v in sorted(empty_values))
 
     def col(name: str) -> str:
         return _ident(name) if name in h.fields else "NULL"
 
     def text(name: str) -> str:
-        c = col(name)
-        return f"(case when trim({c}) in ({empties}) or {c} is null then '' else trim({c}) end)"
+        return text_of(col(name))
+
+    def text_of(c: str) -> str:
+        # trim() copies every string; only the rare padded value needs it.
+        out = f"(case when {c} like ' %' or {c} like '% ' then trim({c}) else {c} end)"
+        for empty in sorted(empty_values - {""}):
+            out = f"nullif({out}, {_sql_str(empty)})"
+        return f"coalesce({out}, '')"
 
     # Cheap checks only (a regular expression or a cast per column costs as much as parsing
     # the row): the field count, the time, the originator. Values that pass are matched
     # exactly later, so a malformed address or port only fails to match.
     ts = col("ts")
     bad = f"""case
-      when {_ident(h.fields[-1])} is null then 'fewer fields than the #fields header names'
+      when last_raw is null then 'fewer fields than the #fields header names'
       when __extra is not null then 'more fields than the #fields header names'
-      when try_cast({ts} as DOUBLE) is null and not starts_with({ts}, 'X')
-           and {ts} not in ({empties}) then 'not a time'
-      when {text("id.orig_h")} = '' then 'no id.orig_h (originator address)'
+      when try_cast(ts_raw as DOUBLE) is null and not starts_with(ts_raw, 'X')
+           and ts_raw not in ({empties}) then 'not a time'
+      when client = '' then 'no id.orig_h (originator address)'
       else '' end"""
     set_sep = _sql_str(h.set_sep)
     if "answers" in h.fields and "query" in h.fields:
@@ -330,15 +337,21 @@ def zeek_events_sql(
         "escape='', auto_detect=false, null_padding=true, strict_mode=false"
         + (", compression='gzip'" if h.gzip else ", compression='none'")
     )
-    keep = row_filter("query", "client", "server", "answers_raw", set_sep, v4_all, v6, internal)
+    keep = row_filter(set_sep, v6)
+    cands = candidate_values(v4_all, internal)
     return f"""
-      select src, line, eid, ts, client, server, query, {answers} as answers, '' as host,
+      with ev as materialized (
+        select rn, ts_raw, client, server, query, answers_raw,
+               split_part(answers_raw, {set_sep}, 1) as a1, {bad} as bad from (
+          select rn, {ts} as ts_raw, {_ident(h.fields[-1])} as last_raw, __extra,
+                 {text("id.orig_h")} as client, {text("id.resp_h")} as server,
+                 {query} as query, {answers_raw} as answers_raw
+          from (select row_number() over () as rn, *
+                from read_csv({_sql_str(str(path))}, {options}))
+          where {ts} is null or not starts_with({ts}, '#'))),
+      {cands}
+      select {_sql_str(str(path))} as src, rn + {h.skip} as line, rn as eid,
+             to_timestamp(try_cast({text_of("ts_raw")} as DOUBLE)) as ts,
+             client, server, query, {answers} as answers, '' as host,
              '' as url, '' as url_norm, '' as md5, '' as sha1, '' as sha256, bad
-      from (
-        select {_sql_str(str(path))} as src, rn + {h.skip} as line, rn as eid,
-               to_timestamp(try_cast({text("ts")} as DOUBLE)) as ts,
-               {text("id.orig_h")} as client, {text("id.resp_h")} as server,
-               {query} as query, {answers_raw} as answers_raw, {bad} as bad
-        from (select row_number() over () as rn, * from read_csv({_sql_str(str(path))}, {options}))
-        where {col("ts")} is null or not starts_with({col("ts")}, '#'))
-      where {keep}"""
+      from ev where {keep}"""

@@ -275,9 +275,8 @@ class FastPlan:
                 pass
         out: list[datetime | None] = []
         for k, raw in enumerate(texts):
-            stripped = raw.lstrip()
-            # Blank lines and JSON lines are the row path's to judge.
-            if not stripped or stripped.startswith("{"):
+            # A blank line (all separators) is the row path's to skip; JSON fails parse_ts.
+            if not raw.strip():
                 bad.add(k)
                 out.append(None)
                 continue
