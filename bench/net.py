@@ -190,15 +190,18 @@ def write_log(path: Path, n: int, values: dict[str, list[str]], seed: int = 11) 
 class PeakRSS:
     """Peak resident memory of this process while a block runs (sampled every 20 ms)."""
 
-    def __init__(self) -> None:
-        self.proc = psutil.Process()
+    def __init__(self, pid: int | None = None) -> None:
+        self.proc = psutil.Process(pid)
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
+            try:
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+            except psutil.NoSuchProcess:
+                return
             time.sleep(0.02)
 
     def __enter__(self) -> PeakRSS:
@@ -208,7 +211,8 @@ class PeakRSS:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
+        if self.proc.is_running():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
 def cpu() -> float:
@@ -316,18 +320,21 @@ def bench_grep(log: Path, txt: Path, events: int, ours: set[int]) -> float | Non
         return None
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(
+    # grep's own peak RSS, polled: the children's ru_maxrss would report this process's size
+    # (the child is forked from it before it becomes grep).
+    proc = subprocess.Popen(
         ["grep", "-n", "-F", "-f", str(txt), str(log)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        check=False,
         env={**os.environ, "LC_ALL": "C"},
     )
+    with PeakRSS(proc.pid) as peak:
+        out, _ = proc.communicate()
     took = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rss = after.ru_maxrss * 1024
+    rss = peak.peak
     cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    found = {int(x.split(b":", 1)[0]) for x in proc.stdout.splitlines()}
+    found = {int(x.split(b":", 1)[0]) for x in out.splitlines()}
     print(
         f"grep -F -f: {events / took:,.0f} events/s ({took:.1f} s, {events / cpu_s:,.0f} per "
         f"CPU-second), {len(found):,} lines, "

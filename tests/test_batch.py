@@ -341,3 +341,25 @@ def test_too_many_prefix_keys_make_every_address_a_candidate(
     m.close()
     assert got == streaming([log], inds)
     assert {(a.client, a.count) for a in got} == {("10.1.1.1", 1), ("10.1.1.2", 1)}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        test_domains_match_by_labels_not_substrings,
+        test_cidrs_by_longest_prefix_and_exact_ips_too,
+        test_bad_lines_are_counted_with_their_line_and_skipped,
+        test_client_values_count_only_for_outside_clients,
+    ],
+)
+def test_huge_logs_are_probed_row_by_row_with_the_same_answers(
+    case: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import quet.netwatch.batch as batch
+
+    monkeypatch.setattr(batch, "MAX_KEPT_BYTES", 0)
+    case(tmp_path)
+    log = tmp_path / "dns.log"
+    shutil.copy(ZEEK / "opt.basic" / "dns.log", log)
+    inds = _drawn_indicators([log])
+    assert scan_batch([log], inds) == streaming([log], inds)

@@ -81,8 +81,9 @@ def observables(events: str) -> str:
 # a name's last two labels (pk2) or three (pk3: so that listing `x.com.vn` does not make every
 # `.com.vn` name a candidate), an IPv4 address's /24 network (pk4; listed networks shorter than
 # /24 are expanded into their /24s, or every address is a candidate when they are too many).
-# A row with several answers is always a candidate. One probe per value; the full expansion into
-# observables and the joins then run on the few candidate rows only.
+# A row with several answers is always a candidate. The keys are computed per distinct value
+# (`candidate_values`), or per row for logs too large to keep (`probe_keys`); the full expansion
+# into observables and the joins then run on the few candidate rows only.
 LAST2 = r"regexp_extract({v}, '[^.]*\.[^.]*$')"
 LAST3 = r"regexp_extract({v}, '[^.]*\.[^.]*\.[^.]*$')"
 SLASH24 = "left({v}, length({v}) - strpos(reverse({v}), '.'))"
@@ -140,6 +141,41 @@ def row_filter(set_sep: str, v6: bool) -> str:
     return f"""(bad <> '' or contains(answers_raw, {set_sep})
       or query in (select query from cand_q) or a1 in (select a1 from cand_a)
       or server in (select server from cand_s) or client in (select client from cand_c)
+      {v6_test})"""
+
+
+def probe_keys(internal: Sequence[str]) -> str:
+    """The per-row road (logs too large to keep their rows in memory): the listed-key probes
+    of each row as a select list over `ev`'s columns. DuckDB evaluates every `in (select ...)`
+    as a join over all rows, so a key that cannot matter is NULL, which the join skips."""
+    is_ip = "(right(a1, 1) between '0' and '9')"
+    name_first = f"(case when a1 = '' or {is_ip} then NULL else a1 end)"
+    ip_first = f"(case when a1 <> '' and {is_ip} then a1 else NULL end)"
+    name_query = "(case when query = '' then NULL else query end)"
+    ext_client = f"(case when {internal_test('client', internal)} then NULL else client end)"
+    return f"""{LAST2.format(v=name_query)} as k_q2, {LAST3.format(v=name_query)} as k_q3,
+      {SLASH24.format(v="server")} as k_s, {SLASH24.format(v=ext_client)} as k_c,
+      {SLASH24.format(v=ip_first)} as k_a4, {LAST2.format(v=name_first)} as k_a2,
+      {LAST3.format(v=name_first)} as k_a3"""
+
+
+def row_filter_per_row(set_sep: str, v4_all: bool, v6: bool) -> str:
+    """The candidate test of a row on the keys of `probe_keys`."""
+    v6_test = (
+        "or contains(server, ':') or contains(client, ':') or contains(answers_raw, ':')"
+        if v6
+        else ""
+    )
+    if v4_all:
+        ips = "server <> '' or client <> '' or k_a4 is not null"
+    else:
+        ips = (
+            "k_s in (select k from pk4) or k_c in (select k from pk4) "
+            "or k_a4 in (select k from pk4)"
+        )
+    return f"""(bad <> '' or contains(answers_raw, {set_sep})
+      or k_q2 in (select k from pk2) or k_q3 in (select k from pk3) or {ips}
+      or k_a2 in (select k from pk2) or k_a3 in (select k from pk3)
       {v6_test})"""
 
 
@@ -284,12 +320,14 @@ def zeek_events_sql(
     v4_all: bool = False,
     v6: bool = True,
     internal: Sequence[str] = (),
+    materialize: bool = True,
 ) -> str:
     """The candidate rows of a Zeek dns/conn TSV log as the event relation: one pass of DuckDB's
     CSV reader, every column text, the few columns matching needs kept (`ev`) and filtered by
     the distinct values with listed keys; a line's number is its row number (null_padding keeps
     short lines as rows, a spare last column catches long ones), `bad` says what the Python
-    reader would refuse."""
+    reader would refuse. Without `materialize` (huge logs) nothing is kept: each row is probed
+    by its own keys, slower but in constant memory."""
     cols = [*h.fields, "__extra"]
     spec = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
     empty_values = {h.empty, h.unset, "-", "(empty)", ""}
@@ -337,10 +375,16 @@ def zeek_events_sql(
         "escape='', auto_detect=false, null_padding=true, strict_mode=false"
         + (", compression='gzip'" if h.gzip else ", compression='none'")
     )
-    keep = row_filter(set_sep, v6)
-    cands = candidate_values(v4_all, internal)
+    if materialize:
+        keep = row_filter(set_sep, v6)
+        cands = "," + candidate_values(v4_all, internal)
+        rows = "ev"
+    else:
+        keep = row_filter_per_row(set_sep, v4_all, v6)
+        cands = ""
+        rows = f"(select *, {probe_keys(internal)} from ev)"
     return f"""
-      with ev as materialized (
+      with ev as {"materialized" if materialize else "not materialized"} (
         select rn, ts_raw, client, server, query, answers_raw,
                split_part(answers_raw, {set_sep}, 1) as a1, {bad} as bad from (
           select rn, {ts} as ts_raw, {_ident(h.fields[-1])} as last_raw, __extra,
@@ -348,10 +392,10 @@ def zeek_events_sql(
                  {query} as query, {answers_raw} as answers_raw
           from (select row_number() over () as rn, *
                 from read_csv({_sql_str(str(path))}, {options}))
-          where {ts} is null or not starts_with({ts}, '#'))),
+          where {ts} is null or not starts_with({ts}, '#')))
       {cands}
       select {_sql_str(str(path))} as src, rn + {h.skip} as line, rn as eid,
              to_timestamp(try_cast({text_of("ts_raw")} as DOUBLE)) as ts,
              client, server, query, {answers} as answers, '' as host,
              '' as url, '' as url_norm, '' as md5, '' as sha1, '' as sha256, bad
-      from ev where {keep}"""
+      from {rows} where {keep}"""
