@@ -94,19 +94,25 @@ def _lookup(db: Database, digest: str) -> tuple[int, int] | None:
     return (row[0], row[1]) if row is not None else None
 
 
-async def _device(state: Any, auth: str) -> tuple[int, int]:
-    """(device id, org id) for the request's credential. Known credentials are remembered for a
-    minute so the hot path does no query of its own; the batch's UPDATE records last_seen."""
+def _cached(state: Any, auth: str) -> tuple[str, tuple[int, int] | None]:
+    """(credential digest, (device id, org id) if remembered): no await on the hot path."""
     if not auth.lower().startswith("device "):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "send Authorization: Device <credential>")
     digest = security.token_hash(auth[7:].strip())
     cache: dict[str, tuple[int, int, float]] | None = getattr(state, "device_cache", None)
+    hit = cache.get(digest) if cache is not None else None
+    if hit is not None and hit[2] > time.monotonic():
+        return digest, (hit[0], hit[1])
+    return digest, None
+
+
+async def _look_up(state: Any, digest: str) -> tuple[int, int]:
+    """(device id, org id) from the database, remembered for a minute: the batch's UPDATE
+    records last_seen, so the hot path needs no query of its own."""
+    cache: dict[str, tuple[int, int, float]] | None = getattr(state, "device_cache", None)
     if cache is None:
         cache = state.device_cache = {}
     now = time.monotonic()
-    hit = cache.get(digest)
-    if hit is not None and hit[2] > now:
-        return hit[0], hit[1]
     found = await asyncio.to_thread(_lookup, state.db, digest)
     if found is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown device credential")
@@ -120,6 +126,8 @@ def _batcher(state: Any) -> ingest.Batcher:
     batcher: ingest.Batcher | None = getattr(state, "ingest_batcher", None)
     # A TestClient (or a restarted server) runs a new event loop: the old batcher is dead.
     if batcher is None or batcher.loop is not asyncio.get_running_loop():
+        if batcher is not None:
+            batcher.release()  # its kept connection would otherwise hold a pool slot for good
         batcher = state.ingest_batcher = ingest.Batcher(state.db)
     return batcher
 
@@ -127,13 +135,14 @@ def _batcher(state: Any) -> ingest.Batcher:
 async def _ingest(app: Any, authorization: str, raw: bytes) -> tuple[int, dict[str, Any]]:
     """The whole of POST /api/v1/scans once the body is read: (status code, JSON answer)."""
     try:
-        device_id, org_id = await _device(app.state, authorization)
+        digest, found = _cached(app.state, authorization)
+        device_id, org_id = found if found is not None else await _look_up(app.state, digest)
         report = ingest.parse(raw)
     except HTTPException as exc:
         return exc.status_code, {"detail": exc.detail}
     except InputError as exc:
         return status.HTTP_422_UNPROCESSABLE_CONTENT, {"detail": str(exc)}
-    item = ingest.prepare(report, device_id, org_id)
+    item = ingest.prepare(report, device_id, org_id, has_nul=b"\\u0000" in raw)
     duplicate = await _batcher(app.state).submit(item)
     code = status.HTTP_200_OK if duplicate else status.HTTP_201_CREATED
     return code, {"id": item.id, "duplicate": duplicate}

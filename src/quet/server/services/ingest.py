@@ -4,6 +4,7 @@ reports per transaction), finding status changes, and the group-commit batcher t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import time
 from collections.abc import Sequence
@@ -151,7 +152,27 @@ class Prepared:
     findings: list[tuple[str, str, str, str, str, int, str]]
 
 
-def prepare(report: ReportIn, device_id: int, org_id: int) -> Prepared:
+def prepare(report: ReportIn, device_id: int, org_id: int, *, has_nul: bool = True) -> Prepared:
+    """The rows of a validated report. `has_nul=False` (the JSON text held no \\u0000, the only
+    way a JSON string carries NUL) skips the NUL scrubbing of every string."""
+    if not has_nul:
+        return Prepared(
+            id=str(report.id),
+            device_id=device_id,
+            org_id=org_id,
+            started=report.started,
+            finished=report.finished or report.started,
+            files_scanned=report.files_scanned,
+            bytes_scanned=report.bytes_scanned,
+            errors_count=report.errors_count,
+            interrupted=report.interrupted,
+            signatures=report.signatures,
+            # kind, sha256 and action are already within their column widths (FindingIn).
+            findings=[
+                (f.kind, f.name[:300], f.path, f.indicator, f.sha256, f.score, f.action)
+                for f in report.findings
+            ],
+        )
     return Prepared(
         id=str(report.id),
         device_id=device_id,
@@ -428,6 +449,7 @@ class Batcher:
         self.max_batch = max_batch
         self.queue: asyncio.Queue[tuple[Prepared, asyncio.Future[bool]]] = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
+        self._idle: list[sa.Connection] = []  # kept between batches, one per busy flusher
         self.tasks = [self.loop.create_task(self._run()) for _ in range(flushers)]
         self.batches = 0
         self.reports = 0
@@ -435,7 +457,7 @@ class Batcher:
     async def submit(self, item: Prepared) -> bool:
         """Queue one report; returns True when it was a duplicate, once committed."""
         future: asyncio.Future[bool] = self.loop.create_future()
-        await self.queue.put((item, future))
+        self.queue.put_nowait((item, future))  # unbounded: never waits
         return await future
 
     async def _run(self) -> None:
@@ -473,20 +495,53 @@ class Batcher:
                 out.append(exc)
         return out
 
+    def _checkout(self) -> sa.Connection | None:
+        """A kept connection on PostgreSQL (None elsewhere: use the pool). A pool checkout pings
+        the server first, a round trip per batch for nothing."""
+        if self.db.engine.dialect.name != "postgresql":
+            return None
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self.db.engine.connect()
+
+    @staticmethod
+    def _discard(conn: sa.Connection | None) -> None:
+        if conn is not None:
+            # A broken connection is being thrown away: failing to close it changes nothing.
+            with contextlib.suppress(Exception):
+                conn.close()
+
     def _write(self, items: list[Prepared]) -> list[bool]:
         for attempt in range(5):
+            conn = self._checkout()
             try:
-                with self.db.sessions() as session, session.begin():
-                    return write_batch(session, items)
-            except sa.exc.OperationalError as exc:
+                session = self.db.sessions() if conn is None else Session(bind=conn)
+                with session, session.begin():
+                    out = write_batch(session, items)
+            except BaseException as exc:
+                # After an error the connection may be broken: the next batch takes a fresh one.
+                self._discard(conn)
+                if not isinstance(exc, sa.exc.OperationalError):
+                    raise
                 # Deadlock or serialisation failure with another server process: try again.
                 code = getattr(exc.orig, "sqlstate", "")
                 if code not in ("40P01", "40001") or attempt == 4:
                     raise
                 time.sleep(0.01 * (attempt + 1))
+            else:
+                if conn is not None:
+                    self._idle.append(conn)
+                return out
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.release()
+
+    def release(self) -> None:
+        """Close the connections kept between batches."""
+        while self._idle:
+            self._discard(self._idle.pop())
