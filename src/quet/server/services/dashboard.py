@@ -125,49 +125,19 @@ def overview(session: Session, under: Organisation, campaign: Campaign | None) -
     )
 
 
-def _day(session: Session, column: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.func.timezone("UTC", column), sa.Date)
-    return sa.func.date(column)
-
-
-def _as_date(value: object) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 def trend(
     session: Session, under: Organisation, days: int = 30, today: date | None = None
 ) -> dict[str, list[tuple[date | str, float]]]:
-    """Per day over the last `days` (zeros included): findings seen, devices scanned."""
+    """Per day over the last `days` (zeros included): findings seen, devices scanned; read from
+    org_daily (kept by rollups.refresh), so it is as fresh as the roll-ups."""
     today = today or datetime.now(UTC).date()
     first = today - timedelta(days=days - 1)
-    since = datetime.combine(first, datetime.min.time(), UTC)
-    found = _per_day(
-        session,
-        sa.select(_day(session, FindingRow.observed_at), sa.func.count()).where(
-            FindingRow.observed_at >= since, _in_subtree(FindingRow.org_id, under)
-        ),
-    )
-    scanned = _per_day(
-        session,
-        sa.select(
-            _day(session, ScanReport.finished), sa.func.count(sa.distinct(ScanReport.device_id))
-        ).where(ScanReport.finished >= since, _in_subtree(ScanReport.org_id, under)),
-    )
+    per_day = rollups.daily_from_rollups(session, under, first, today)
     span = [first + timedelta(days=i) for i in range(days)]
     return {
-        "findings": [(d, float(found.get(d, 0))) for d in span],
-        "scanned": [(d, float(scanned.get(d, 0))) for d in span],
+        "findings": [(d, float(per_day.get(d, (0, 0))[0])) for d in span],
+        "scanned": [(d, float(per_day.get(d, (0, 0))[1])) for d in span],
     }
-
-
-def _per_day(session: Session, query: sa.Select[Any]) -> dict[date, int]:
-    rows = session.execute(query.group_by(sa.literal_column("1")))
-    return {_as_date(day): int(n) for day, n in rows if day is not None}
 
 
 # -- the tree -------------------------------------------------------------------------------------

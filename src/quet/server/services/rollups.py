@@ -1,22 +1,32 @@
 """Per-organisation roll-ups (org_rollups): each organisation's own device and finding figures,
 refreshed by ingest for one organisation and by a periodic job for all, so that the overview and
-tree pages sum one small table instead of scanning millions of devices and findings."""
+tree pages sum one small table instead of scanning millions of devices and findings; and the same
+refresh keeps org_daily (findings and devices scanned per day, last 31 days) for the trend."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from quet.server.services import orgs
-from quet.store.models import Device, FindingRow, Organisation, OrgRollup, UTCDateTime
+from quet.store.models import (
+    Device,
+    FindingRow,
+    Organisation,
+    OrgDaily,
+    OrgRollup,
+    ScanReport,
+    UTCDateTime,
+)
 from quet.store.models.base import utcnow
 
 RECENT_DAYS = 7  # "scanned" and "current signatures" mean: within the last week
+DAILY_DAYS = 31  # org_daily covers today and the 30 days before (the trend shows 30)
 FIGURES = (
     "devices",
     "scanned_7d",
@@ -69,7 +79,83 @@ def refresh(session: Session, org_id: int | None = None, now: datetime | None = 
     session.execute(delete)
     if rows:
         session.execute(sa.insert(OrgRollup), list(rows.values()))
+    refresh_daily(session, org_id, now)
     return len(rows)
+
+
+def utc_day(session: Session, column: Any) -> Any:
+    """The UTC calendar day of a timestamp column, in either database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.cast(sa.func.timezone("UTC", column), sa.Date)
+    return sa.func.date(column)
+
+
+def as_date(value: object) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def refresh_daily(session: Session, org_id: int | None = None, now: datetime | None = None) -> int:
+    """Rewrite org_daily for `org_id` (or every organisation) over the last DAILY_DAYS days:
+    findings observed and distinct devices scanned per UTC day; days with neither get no row.
+    Returns the rows written; not committed."""
+    now = now or utcnow()
+    first = now.astimezone(UTC).date() - timedelta(days=DAILY_DAYS - 1)
+    since = sa.literal(datetime.combine(first, datetime.min.time(), UTC), UTCDateTime())
+    f, s = FindingRow, ScanReport
+    # Grouped by position: PostgreSQL sees two timezone('UTC', …) with distinct bind parameters
+    # as different expressions.
+    by_day: tuple[sa.ColumnClause[Any], ...] = (sa.literal_column("1"), sa.literal_column("2"))
+    fnd = (
+        sa.select(f.org_id, utc_day(session, f.observed_at), sa.func.count())
+        .where(f.observed_at >= since)
+        .group_by(*by_day)
+    )
+    scn = (
+        sa.select(s.org_id, utc_day(session, s.finished), sa.func.count(sa.distinct(s.device_id)))
+        .where(s.finished >= since)
+        .group_by(*by_day)
+    )
+    delete = sa.delete(OrgDaily)
+    if org_id is not None:
+        fnd, scn = fnd.where(f.org_id == org_id), scn.where(s.org_id == org_id)
+        delete = delete.where(OrgDaily.org_id == org_id)
+    rows: dict[tuple[int, date], dict[str, Any]] = {}
+
+    def row(oid: int, day: object) -> dict[str, Any]:
+        d = as_date(day)
+        return rows.setdefault(
+            (oid, d), {"org_id": oid, "day": d, "findings": 0, "devices_scanned": 0}
+        )
+
+    for oid, day, n in session.execute(fnd):
+        if day is not None and as_date(day) >= first:
+            row(oid, day)["findings"] = int(n)
+    for oid, day, n in session.execute(scn):
+        if day is not None and as_date(day) >= first:
+            row(oid, day)["devices_scanned"] = int(n)
+    session.execute(delete)
+    if rows:
+        session.execute(sa.insert(OrgDaily), list(rows.values()))
+    return len(rows)
+
+
+def daily_from_rollups(
+    session: Session, under: Organisation, first: date, last: date
+) -> dict[date, tuple[int, int]]:
+    """(findings, devices scanned) per day from `first` to `last` over `under`'s subtree; days
+    without activity are absent."""
+    d = OrgDaily
+    rows = session.execute(
+        sa.select(d.day, sa.func.sum(d.findings), sa.func.sum(d.devices_scanned))
+        .join(Organisation, Organisation.id == d.org_id)
+        .where(orgs.subtree_clause(under), d.day >= first, d.day <= last)
+        .group_by(d.day)
+    )
+    return {as_date(day): (int(n or 0), int(m or 0)) for day, n, m in rows}
 
 
 def _totals(figures: dict[str, int]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from quet.store.models.base import Base, UTCDateTime
 from quet.store.models.campaign import Campaign, Participation, Phase
+from quet.store.models.daily import OrgDaily
 from quet.store.models.device import Device, EnrollmentToken, FindingRow, ScanReport
 from quet.store.models.intel import (
     ImportRunRow,
@@ -32,6 +33,7 @@ __all__ = [
     "LoginSession",
     "NetAlertRow",
     "OrgAsn",
+    "OrgDaily",
     "OrgDomain",
     "OrgNetwork",
     "OrgRollup",
