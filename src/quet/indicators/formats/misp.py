@@ -15,7 +15,7 @@ from typing import Any
 
 from quet.errors import InputError
 from quet.indicators.formats import Format, register
-from quet.indicators.formats.stix import exact_filename, filename_regex
+from quet.indicators.formats.stix import exact_filename, filename_regex, line_index
 from quet.indicators.model import Indicator, IndicatorType, IssueLog, make
 
 # MISP's threat level is the event's severity; with no better signal we read it as how sure
@@ -244,13 +244,7 @@ def _load(path: Path, issues: IssueLog) -> tuple[Any, str] | None:
 
 
 def _line_index(text: str) -> dict[str, int]:
-    lines: dict[str, int] = {}
-    line, pos = 1, 0
-    for m in _UUID_KEY.finditer(text):
-        line += text.count("\n", pos, m.start())
-        pos = m.start()
-        lines.setdefault(m.group(1), line)
-    return lines
+    return line_index(text, _UUID_KEY)
 
 
 def read_events(

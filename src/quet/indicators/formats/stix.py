@@ -209,9 +209,14 @@ class _Graph:
 
 def _line_index(text: str) -> dict[str, int]:
     """The line of each object's "id" key in the file, for messages and Indicator.line."""
+    return line_index(text, _ID_KEY)
+
+
+def line_index(text: str, key: re.Pattern[str]) -> dict[str, int]:
+    """The line where each match of `key` (its group 1: an id) first appears in `text`."""
     lines: dict[str, int] = {}
     line, pos = 1, 0
-    for m in _ID_KEY.finditer(text):
+    for m in key.finditer(text):
         line += text.count("\n", pos, m.start())
         pos = m.start()
         lines.setdefault(m.group(1), line)
