@@ -94,14 +94,19 @@ def _in_subtree(column: InstrumentedAttribute[Any], under: Organisation) -> sa.C
 
 
 def finding_counts(session: Session, under: Organisation) -> dict[str, int]:
-    counts = dict.fromkeys(("open", "remediated", "false_positive"), 0)
-    for status, n in session.execute(
-        sa.select(FindingRow.status, sa.func.count())
-        .where(_in_subtree(FindingRow.org_id, under))
-        .group_by(FindingRow.status)
-    ):
-        counts[status] = n
-    return counts
+    """Open and remediated from the roll-ups (counting 10 M findings live takes seconds); false
+    positives, few and indexed by (org_id, status), counted live."""
+    sums = rollups.overview_from_rollups(session, under)
+    fps = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(FindingRow)
+        .where(_in_subtree(FindingRow.org_id, under), FindingRow.status == "false_positive")
+    )
+    return {
+        "open": int(sums["open_findings"]),
+        "remediated": int(sums["remediated_findings"]),
+        "false_positive": int(fps or 0),
+    }
 
 
 def overview(session: Session, under: Organisation, campaign: Campaign | None) -> Overview:
