@@ -14,7 +14,8 @@ import os
 import secrets
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -209,26 +210,34 @@ def bench(engine: sa.Engine, runs: int) -> dict[str, Any]:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(description: str, runs: int) -> argparse.Namespace:
+    """The options every scale bench shares: the PostgreSQL URL, the data size, runs, --keep."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--url",
         default=os.environ.get("QUET_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
     )
     parser.add_argument("--devices", type=int, default=1_000_000)
     parser.add_argument("--findings", type=int, default=10_000_000)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=runs)
     parser.add_argument("--keep", action="store_true", help="keep the schema (its name is printed)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+@contextmanager
+def scratch_store(args: argparse.Namespace, prefix: str) -> Iterator[tuple[sa.Engine, str, float]]:
+    """A fresh schema filled with the generated data: (engine, its URL, seconds to generate);
+    dropped afterwards unless --keep."""
     admin = sa.create_engine(args.url)
-    schema = f"bench_dash_{secrets.token_hex(4)}"
+    schema = f"{prefix}_{secrets.token_hex(4)}"
     with admin.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     log(f"schema {schema}")
     sep = "&" if "?" in args.url else "?"
+    url = f"{args.url}{sep}options=-csearch_path%3D{schema}"
     engine: sa.Engine | None = None
     try:
-        engine = connect(f"{args.url}{sep}options=-csearch_path%3D{schema}")
+        engine = connect(url)
         started = time.perf_counter()
         with engine.begin() as conn:
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
@@ -236,11 +245,7 @@ def main() -> None:
             generate(conn, args.devices, args.findings, first_leaf, n_leaf)
         gen_s = round(time.perf_counter() - started, 1)
         log(f"data generated in {gen_s} s")
-        result = {"devices": args.devices, "findings": args.findings, "generate_s": gen_s}
-        result |= bench(engine, args.runs)
-        OUT.mkdir(exist_ok=True)
-        (OUT / "dashboard.json").write_text(json.dumps(result, indent=2, default=str))
-        print(json.dumps(result, indent=2, default=str))
+        yield engine, url, gen_s
     finally:
         if engine is not None:
             engine.dispose()
@@ -249,6 +254,16 @@ def main() -> None:
                 conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
             log(f"schema {schema} dropped")
         admin.dispose()
+
+
+def main() -> None:
+    args = arguments(__doc__.split("\n")[0], runs=7)
+    with scratch_store(args, "bench_dash") as (engine, _url, gen_s):
+        result = {"devices": args.devices, "findings": args.findings, "generate_s": gen_s}
+        result |= bench(engine, args.runs)
+        OUT.mkdir(exist_ok=True)
+        (OUT / "dashboard.json").write_text(json.dumps(result, indent=2, default=str))
+        print(json.dumps(result, indent=2, default=str))
 
 
 if __name__ == "__main__":

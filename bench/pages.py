@@ -8,10 +8,7 @@ schema, roll-ups refreshed, the app under uvicorn on 127.0.0.1, p50/p95 per page
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import secrets
 import socket
 import sys
 import threading
@@ -25,11 +22,10 @@ import uvicorn
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dashboard import OUT, generate, log, make_orgs, timed
+from dashboard import OUT, arguments, log, scratch_store, timed
 from quet.server.app import create_app
 from quet.server.services import rollups, users
 from quet.server.settings import Settings
-from quet.store.db import connect
 from quet.store.models import Organisation
 
 PASSWORD = "bench-password-0123456789"
@@ -95,60 +91,29 @@ def bench_pages(base: str, runs: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("QUET_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
-    )
-    parser.add_argument("--devices", type=int, default=1_000_000)
-    parser.add_argument("--findings", type=int, default=10_000_000)
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--keep", action="store_true", help="keep the schema (its name is printed)")
-    args = parser.parse_args()
-    admin = sa.create_engine(args.url)
-    schema = f"bench_pages_{secrets.token_hex(4)}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    log(f"schema {schema}")
-    sep = "&" if "?" in args.url else "?"
-    url = f"{args.url}{sep}options=-csearch_path%3D{schema}"
-    engine: sa.Engine | None = None
+    args = arguments(__doc__.split("\n")[0], runs=30)
     server: uvicorn.Server | None = None
-    try:
-        engine = connect(url)
-        started = time.perf_counter()
-        with engine.begin() as conn:
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            first_leaf, n_leaf = make_orgs(conn)
-            generate(conn, args.devices, args.findings, first_leaf, n_leaf)
-        gen_s = round(time.perf_counter() - started, 1)
-        log(f"data generated in {gen_s} s")
-        refresh_s = round(prepare(engine), 2)
-        log(f"rollups.refresh (all, org_daily included): {refresh_s} s")
-        server, thread, base = serve(url)
-        result: dict[str, Any] = {
-            "devices": args.devices,
-            "findings": args.findings,
-            "generate_s": gen_s,
-            "refresh_all_s": refresh_s,
-            "runs": args.runs,
-            "pages": bench_pages(base, args.runs),
-        }
-        server.should_exit = True
-        thread.join(timeout=10)
-        OUT.mkdir(exist_ok=True)
-        (OUT / "pages.json").write_text(json.dumps(result, indent=2))
-        print(json.dumps(result, indent=2))
-    finally:
-        if server is not None:
+    with scratch_store(args, "bench_pages") as (engine, url, gen_s):
+        try:
+            refresh_s = round(prepare(engine), 2)
+            log(f"rollups.refresh (all, org_daily included): {refresh_s} s")
+            server, thread, base = serve(url)
+            result: dict[str, Any] = {
+                "devices": args.devices,
+                "findings": args.findings,
+                "generate_s": gen_s,
+                "refresh_all_s": refresh_s,
+                "runs": args.runs,
+                "pages": bench_pages(base, args.runs),
+            }
             server.should_exit = True
-        if engine is not None:
-            engine.dispose()
-        if not args.keep:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-            log(f"schema {schema} dropped")
-        admin.dispose()
+            thread.join(timeout=10)
+            OUT.mkdir(exist_ok=True)
+            (OUT / "pages.json").write_text(json.dumps(result, indent=2))
+            print(json.dumps(result, indent=2))
+        finally:
+            if server is not None:
+                server.should_exit = True
 
 
 if __name__ == "__main__":
