@@ -1,5 +1,7 @@
 """The store's SQLAlchemy models; importing this registers every table on Base.metadata."""
 
+from quet.store.models import botnet as botnet  # registers its tables
+from quet.store.models import report as report  # registers its tables
 from quet.store.models.base import Base, UTCDateTime
 from quet.store.models.campaign import Campaign, Participation, Phase
 from quet.store.models.daily import OrgDaily

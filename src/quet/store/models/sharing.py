@@ -61,5 +61,6 @@ class OrgRollup(Base):
     infected: Mapped[int] = mapped_column(sa.Integer, default=0)  # devices with open findings
     open_findings: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     remediated_findings: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    false_positives: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     current_signatures: Mapped[int] = mapped_column(sa.Integer, default=0)
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
