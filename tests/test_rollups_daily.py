@@ -137,3 +137,39 @@ def test_refresh_drops_days_older_than_the_window(db_session: Session) -> None:
     rollups.refresh(db_session)  # no devices: no roll-up rows, and no days either
     db_session.commit()
     assert db_session.scalar(sa.select(sa.func.count()).select_from(OrgDaily)) == 0
+
+
+def test_overview_figures_equal_the_live_counts(db_session: Session) -> None:
+    """Every big figure of the overview comes from org_rollups; each equals a live count over the
+    subtree, false positives included (after one finding is marked so and its org refreshed)."""
+    demo.seed(db_session)
+    db_session.commit()
+    province = orgs.by_code(db_session, "HCM")
+    root = orgs.root(db_session)
+    assert province is not None and root is not None
+    finding = db_session.scalars(
+        sa.select(FindingRow)
+        .join(Organisation, Organisation.id == FindingRow.org_id)
+        .where(FindingRow.status == "open", orgs.subtree_clause(province))
+        .order_by(FindingRow.id)
+    ).first()
+    assert finding is not None
+    finding.status = "false_positive"
+    rollups.refresh(db_session, finding.org_id)
+    db_session.commit()
+    cutoff = datetime.now(UTC) - timedelta(days=rollups.RECENT_DAYS)
+    for under in (root, province):
+        ids = set(db_session.scalars(orgs.subtree_ids(db_session, under)))
+        devices = [d for d in db_session.scalars(sa.select(Device)) if d.org_id in ids]
+        statuses = Counter(
+            f.status for f in db_session.scalars(sa.select(FindingRow)) if f.org_id in ids
+        )
+        got = dashboard.overview(db_session, under, None)
+        assert got.devices == len(devices) > 0
+        assert got.infected == sum(d.open_findings > 0 for d in devices)
+        assert got.protected_current == sum(
+            d.content_updated_at is not None and d.content_updated_at >= cutoff for d in devices
+        )
+        assert got.open_findings == statuses["open"]
+        assert got.remediated == statuses["remediated"]
+        assert got.false_positives == statuses["false_positive"] >= 1

@@ -33,8 +33,14 @@ FIGURES = (
     "infected",
     "open_findings",
     "remediated_findings",
+    "false_positives",
     "current_signatures",
 )
+_BY_STATUS = {
+    "open": "open_findings",
+    "remediated": "remediated_findings",
+    "false_positive": "false_positives",
+}
 
 
 def refresh(session: Session, org_id: int | None = None, now: datetime | None = None) -> int:
@@ -54,7 +60,7 @@ def refresh(session: Session, org_id: int | None = None, now: datetime | None = 
     ).group_by(d.org_id)
     fnd = (
         sa.select(f.org_id, f.status, sa.func.count())
-        .where(f.status.in_(("open", "remediated")))
+        .where(f.status.in_(tuple(_BY_STATUS)))
         .group_by(f.org_id, f.status)
     )
     if org_id is not None:
@@ -71,7 +77,7 @@ def refresh(session: Session, org_id: int | None = None, now: datetime | None = 
             devices=devices, scanned_7d=scanned, current_signatures=current, infected=infected
         )
     for oid, status, n in session.execute(fnd):
-        row(oid)["open_findings" if status == "open" else "remediated_findings"] = n
+        row(oid)[_BY_STATUS[status]] = n
     delete = sa.delete(OrgRollup)
     if org_id is not None:
         delete = delete.where(OrgRollup.org_id == org_id)
@@ -170,7 +176,8 @@ def _totals(figures: dict[str, int]) -> dict[str, Any]:
 
 def overview_from_rollups(session: Session, under: Organisation) -> dict[str, Any]:
     """Sums over `under`'s subtree: devices, scanned_7d, infected, open_findings,
-    remediated_findings, current_signatures, coverage_pct, current_pct, refreshed_at (oldest)."""
+    remediated_findings, false_positives, current_signatures, coverage_pct, current_pct,
+    refreshed_at (oldest)."""
     r = OrgRollup
     sums = [sa.func.coalesce(sa.func.sum(getattr(r, name)), 0) for name in FIGURES]
     result = session.execute(

@@ -398,6 +398,16 @@ CATALOG: dict[str, tuple[str, str]] = {
 }
 
 
+def add(strings: dict[str, tuple[str, str]]) -> None:
+    """Register a page module's own strings (key -> (Vietnamese, English)); a key defined twice
+    with different texts is a mistake, so it fails at import rather than showing the wrong one."""
+    for key, pair in strings.items():
+        known = CATALOG.get(key)
+        if known is not None and known != pair:
+            raise ValueError(f"UI string {key!r} is already defined as {known!r}")
+        CATALOG[key] = pair
+
+
 class Translate(Protocol):
     """A page's `t`: `t("nav.overview")`, `t("page.of", page=2, pages=9)`."""
 
