@@ -40,7 +40,7 @@ def decree_month(month: int) -> str:
 
 
 def vn_date(day: date) -> str:
-    """"ngày 05 tháng 01 năm 2026", "ngày 15 tháng 3 năm 2026"."""
+    """ "ngày 05 tháng 01 năm 2026", "ngày 15 tháng 3 năm 2026"."""
     return f"ngày {decree_day(day.day)} tháng {decree_month(day.month)} năm {day.year}"
 
 
@@ -76,6 +76,14 @@ def short_datetime(moment: datetime | None, lang: str = "vi") -> str:
     if moment is None:
         return DASH
     return f"{short_date(moment, lang)} {moment.hour:02d}:{moment.minute:02d}"
+
+
+def doc_number(number: str) -> str:
+    """A document number with the decree's leading zero below 10: "5/BC-STTTT" -> "05/BC-STTTT"."""
+    head, sep, tail = number.strip().partition("/")
+    if head.isdigit() and len(head) == 1:
+        head = "0" + head
+    return head + sep + tail
 
 
 def _group(digits: str, sep: str) -> str:

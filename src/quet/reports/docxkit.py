@@ -4,13 +4,15 @@ paragraph borders, the page number in the top margin (not on page 1)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
 from docx.document import Document as DocxDocument
 from docx.enum.section import WD_ORIENT
-from docx.enum.table import WD_TABLE_ALIGNMENT, WD_CELL_VERTICAL_ALIGNMENT
+from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
@@ -47,6 +49,106 @@ _FONT_DIRS = (
     "/usr/share/fonts/liberation-serif",
 )
 
+# Word rejects a file whose properties are out of the schema's order, so new children are put
+# before the first sibling that must follow them.
+_RPR_AFTER_SZCS = (
+    "w:highlight",
+    "w:u",
+    "w:effect",
+    "w:bdr",
+    "w:shd",
+    "w:fitText",
+    "w:vertAlign",
+    "w:rtl",
+    "w:cs",
+    "w:em",
+    "w:lang",
+    "w:eastAsianLayout",
+    "w:specVanish",
+    "w:oMath",
+)
+_RPR_AFTER_LANG = ("w:eastAsianLayout", "w:specVanish", "w:oMath")
+_PPR_AFTER_PBDR = (
+    "w:shd",
+    "w:tabs",
+    "w:suppressAutoHyphens",
+    "w:kinsoku",
+    "w:wordWrap",
+    "w:overflowPunct",
+    "w:topLinePunct",
+    "w:autoSpaceDE",
+    "w:autoSpaceDN",
+    "w:bidi",
+    "w:adjustRightInd",
+    "w:snapToGrid",
+    "w:spacing",
+    "w:ind",
+    "w:contextualSpacing",
+    "w:mirrorIndents",
+    "w:suppressOverlap",
+    "w:jc",
+    "w:textDirection",
+    "w:textAlignment",
+    "w:textboxTightWrap",
+    "w:outlineLvl",
+    "w:divId",
+    "w:cnfStyle",
+    "w:rPr",
+    "w:sectPr",
+    "w:pPrChange",
+)
+_TBLPR_ORDER = (
+    "w:tblStyle",
+    "w:tblpPr",
+    "w:tblOverlap",
+    "w:bidiVisual",
+    "w:tblStyleRowBandSize",
+    "w:tblStyleColBandSize",
+    "w:tblW",
+    "w:jc",
+    "w:tblCellSpacing",
+    "w:tblInd",
+    "w:tblBorders",
+    "w:shd",
+    "w:tblLayout",
+    "w:tblCellMar",
+    "w:tblLook",
+    "w:tblCaption",
+    "w:tblDescription",
+    "w:tblPrChange",
+)
+_TCPR_AFTER_SHD = (
+    "w:noWrap",
+    "w:tcMar",
+    "w:textDirection",
+    "w:tcFitText",
+    "w:vAlign",
+    "w:hideMark",
+    "w:headers",
+    "w:cellIns",
+    "w:cellDel",
+    "w:cellMerge",
+    "w:tcPrChange",
+)
+
+
+def _put(parent: Any, child: Any, successors: Sequence[str]) -> Any:
+    """Insert `child` into `parent` before the first existing element named in `successors`."""
+    names = {qn(tag) for tag in successors}
+    for i, existing in enumerate(parent):
+        if existing.tag in names:
+            parent.insert(i, child)
+            return child
+    parent.append(child)
+    return child
+
+
+def _set_szcs(rpr: Any, half_points: int) -> None:
+    node = rpr.find(qn("w:szCs"))
+    if node is None:
+        node = _put(rpr, OxmlElement("w:szCs"), _RPR_AFTER_SZCS)
+    node.set(qn("w:val"), str(half_points))
+
 
 @lru_cache(maxsize=16)
 def _font(bold: bool, size: float) -> object | None:
@@ -64,6 +166,9 @@ def _font(bold: bool, size: float) -> object | None:
 
 def text_width_mm(text: str, size_pt: float, bold: bool = False) -> float:
     """The printed width of one line in Times New Roman (measured with Liberation Serif)."""
+    # Vietnamese marks take no advance width: measure the base letters, which every version of
+    # the font has (Liberation Serif 1.x lacks the precomposed Vietnamese letters).
+    text = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
     font = _font(bold, size_pt)
     if font is None:  # no font file: an average Times glyph is about half an em wide
         points = len(text) * size_pt * (0.56 if bold else 0.5)
@@ -72,8 +177,9 @@ def text_width_mm(text: str, size_pt: float, bold: bool = False) -> float:
     return points * 25.4 / 72
 
 
-def set_run_font(run: Run, size: float | None = None, bold: bool | None = None,
-                 italic: bool | None = None) -> Run:
+def set_run_font(
+    run: Run, size: float | None = None, bold: bool | None = None, italic: bool | None = None
+) -> Run:
     """Times New Roman for ASCII, high ANSI, East Asian and complex scripts, so Word never
     substitutes a font for the Vietnamese letters; the complex-script size and bold too."""
     run.font.name = FONT
@@ -86,11 +192,7 @@ def set_run_font(run: Run, size: float | None = None, bold: bool | None = None,
         fonts.set(qn(attr), FONT)
     if size is not None:
         run.font.size = Pt(size)
-        cs = rpr.find(qn("w:szCs"))
-        if cs is None:
-            cs = OxmlElement("w:szCs")
-            rpr.append(cs)
-        cs.set(qn("w:val"), str(int(size * 2)))
+        _set_szcs(rpr, int(size * 2))
     if bold is not None:
         run.font.bold = bold
         run.font.cs_bold = bold
@@ -103,7 +205,7 @@ def set_run_font(run: Run, size: float | None = None, bold: bool | None = None,
 def setup_document(doc: DocxDocument) -> None:
     """Normal style: Times New Roman 14, Vietnamese language, black; the first section A4."""
     normal = doc.styles["Normal"]
-    font = normal.font  # type: ignore[attr-defined]
+    font = normal.font
     font.name = FONT
     font.size = Pt(BODY_PT)
     rpr = normal.element.get_or_add_rPr()
@@ -117,11 +219,9 @@ def setup_document(doc: DocxDocument) -> None:
     lang.set(qn("w:val"), "vi-VN")
     lang.set(qn("w:eastAsia"), "vi-VN")
     lang.set(qn("w:bidi"), "ar-SA")
-    rpr.append(lang)
-    size_cs = OxmlElement("w:szCs")
-    size_cs.set(qn("w:val"), str(BODY_PT * 2))
-    rpr.append(size_cs)
-    pf = normal.paragraph_format  # type: ignore[attr-defined]
+    _put(rpr, lang, _RPR_AFTER_LANG)
+    _set_szcs(rpr, BODY_PT * 2)
+    pf = normal.paragraph_format
     pf.space_before = Pt(0)
     pf.space_after = Pt(0)
     pf.line_spacing = 1.0
@@ -183,11 +283,13 @@ def para(
     keep_next: bool = False,
 ) -> Paragraph:
     """One paragraph in the document or a table cell; `first` reuses a cell's empty paragraph."""
+    p: Paragraph
     if first and isinstance(container, _Cell) and not container.paragraphs[0].text:
         p = container.paragraphs[0]
     else:
-        p = container.add_paragraph()
-    p.alignment = align
+        p = cast(Paragraph, container.add_paragraph())
+    if align is not None:
+        p.alignment = align
     pf = p.paragraph_format
     pf.space_before = Pt(before)
     pf.space_after = Pt(after)
@@ -202,8 +304,9 @@ def para(
     return p
 
 
-def add_run(p: Paragraph, text: str, size: float = BODY_PT, bold: bool = False,
-            italic: bool = False) -> Run:
+def add_run(
+    p: Paragraph, text: str, size: float = BODY_PT, bold: bool = False, italic: bool = False
+) -> Run:
     """A run; newlines in `text` become line breaks inside the paragraph."""
     lines = text.split("\n")
     run = p.add_run(lines[0])
@@ -218,8 +321,7 @@ def border(p: Paragraph, side: str = "bottom", size_eighths: int = 6, space_pt: 
     ppr = p._p.get_or_add_pPr()
     borders = ppr.find(qn("w:pBdr"))
     if borders is None:
-        borders = OxmlElement("w:pBdr")
-        ppr.append(borders)
+        borders = _put(ppr, OxmlElement("w:pBdr"), _PPR_AFTER_PBDR)
     edge = OxmlElement(f"w:{side}")
     edge.set(qn("w:val"), "single")
     edge.set(qn("w:sz"), str(size_eighths))
@@ -230,7 +332,7 @@ def border(p: Paragraph, side: str = "bottom", size_eighths: int = 6, space_pt: 
 
 def rule_paragraph(cell: _Cell, width_mm: float, cell_width_mm: float) -> Paragraph:
     """A short centred rule (a tiny empty paragraph with a top border) of `width_mm`."""
-    p = cell.add_paragraph()
+    p = cast(Paragraph, cell.add_paragraph())
     side = max((cell_width_mm - 2 * CELL_PAD_MM - width_mm) / 2, 0)
     p.paragraph_format.left_indent = Mm(side)
     p.paragraph_format.right_indent = Mm(side)
@@ -241,7 +343,9 @@ def rule_paragraph(cell: _Cell, width_mm: float, cell_width_mm: float) -> Paragr
     return p
 
 
-def underline_to_text(p: Paragraph, text: str, size: float, bold: bool, cell_width_mm: float) -> None:
+def underline_to_text(
+    p: Paragraph, text: str, size: float, bold: bool, cell_width_mm: float
+) -> None:
     """Indent a centred one-line paragraph so its bottom border is as long as its text."""
     width = text_width_mm(text, size, bold) + 0.6
     side = max((cell_width_mm - 2 * CELL_PAD_MM - width) / 2, 0)
@@ -250,12 +354,12 @@ def underline_to_text(p: Paragraph, text: str, size: float, bold: bool, cell_wid
     border(p, "bottom", 6, 1)
 
 
-def _table_prop(table: Table, tag: str) -> OxmlElement:
+def _table_prop(table: Table, tag: str) -> Any:
     tblpr = table._tbl.tblPr
     node = tblpr.find(qn(tag))
     if node is None:
-        node = OxmlElement(tag)
-        tblpr.append(node)
+        later = _TBLPR_ORDER[_TBLPR_ORDER.index(tag) + 1 :]
+        node = _put(tblpr, OxmlElement(tag), later)
     return node
 
 
@@ -275,10 +379,11 @@ def table_borders(table: Table, visible: bool) -> None:
         node.append(edge)
 
 
-def fixed_table(container: DocxDocument, rows: int, widths_mm: Sequence[float],
-                borders: bool) -> Table:
+def fixed_table(
+    container: DocxDocument, rows: int, widths_mm: Sequence[float], borders: bool
+) -> Table:
     """A table with fixed column widths (Word and LibreOffice both honour them)."""
-    table = container.add_table(rows=rows, cols=len(widths_mm))
+    table = cast(Table, container.add_table(rows=rows, cols=len(widths_mm)))
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     table.autofit = False
     layout = _table_prop(table, "w:tblLayout")
@@ -307,11 +412,17 @@ def shade(cell: _Cell, fill: str) -> None:
     node.set(qn("w:val"), "clear")
     node.set(qn("w:color"), "auto")
     node.set(qn("w:fill"), fill)
-    tcpr.append(node)
+    _put(tcpr, node, _TCPR_AFTER_SHD)
 
 
-def cell_text(cell: _Cell, text: str, size: float, align: WD_ALIGN_PARAGRAPH | None = LEFT,
-              bold: bool = False, italic: bool = False) -> None:
+def cell_text(
+    cell: _Cell,
+    text: str,
+    size: float,
+    align: WD_ALIGN_PARAGRAPH | None = LEFT,
+    bold: bool = False,
+    italic: bool = False,
+) -> None:
     para(cell, text, size, bold=bold, italic=italic, align=align, first=True, before=2, after=2)
     cell.vertical_alignment = WD_CELL_VERTICAL_ALIGNMENT.CENTER
 

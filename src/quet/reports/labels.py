@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from quet.reports.document import AnnexRow
+from quet.reports.dates import doc_number, short_date, vn_change, vn_month, vn_number, vn_value
+from quet.reports.document import AnnexRow, CampaignReport, FigureRow, MonthlyTechnicalReport
 
 _TEXT: dict[str, tuple[str, str]] = {
     "nation": ("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "SOCIALIST REPUBLIC OF VIETNAM"),
@@ -115,3 +116,65 @@ def annex_note(row: AnnexRow, lang: str = "vi") -> str:
     if row.late:
         notes.append(text("reported_late", lang))
     return "; ".join(notes)
+
+
+def number_line(number: str, kind: str, short: str, lang: str) -> str:
+    """ "Số: 05/BC-STTTT", or "Số:      /BC-STTTT" for a number to be filled in by hand."""
+    label = text("number", lang)
+    if number.strip():
+        return f"{label}: {doc_number(number.strip())}"
+    tail = f"/{kind}-{short}" if short else f"/{kind}"
+    return f"{label}:      {tail}"
+
+
+def figure_note(row: FigureRow, lang: str) -> str:
+    """Ghi chú of a figure; an overridden one also shows the measured value."""
+    note = row.note.strip()
+    if row.overridden and row.measured is not None:
+        measured = f"{text('measured', lang)}: {vn_value(row.measured, row.unit, lang)}"
+        if measured not in note:
+            note = f"{note}\n{measured}" if note else measured
+    return note
+
+
+def attached_line(doc: CampaignReport, lang: str = "vi") -> str:
+    """ "(Kèm theo Báo cáo số 05/BC-STTTT ngày 05/01/2026 của …)" under the appendix title."""
+    if doc.number.strip():
+        number = doc_number(doc.number)
+    else:
+        number = f"      /BC-{doc.issuer_short}" if doc.issuer_short else "      /BC"
+    if lang == "en":
+        return f"(Attached to report no. {number}, {short_date(doc.day, lang)}, {doc.org_name})"
+    return f"(Kèm theo Báo cáo số {number} ngày {short_date(doc.day)} của {doc.org_name})"
+
+
+def monthly_summary(doc: MonthlyTechnicalReport, lang: str = "vi") -> str:
+    """The trend sentence both the DOCX and the HTML print under section 1."""
+    month = vn_month(doc.month, lang)
+    parts = []
+    if lang == "en":
+        parts.append(
+            f"In {month} {vn_number(doc.ips_month, lang=lang)} unique botnet IP "
+            "addresses were seen in Vietnam"
+        )
+        for label, before in (
+            ("the previous month", doc.ips_previous_month),
+            ("the same month last year", doc.ips_same_month_last_year),
+        ):
+            change = MonthlyTechnicalReport.change(doc.ips_month, before)
+            if change is not None:
+                parts.append(
+                    f"{vn_change(change, lang)} against {label} ({vn_number(before, lang=lang)})"
+                )
+        return "; ".join(parts) + "."
+    parts.append(f"Trong {month} ghi nhận {vn_number(doc.ips_month)} địa chỉ IP botnet (duy nhất)")
+    for label, before in (
+        ("so với tháng trước", doc.ips_previous_month),
+        ("so với cùng kỳ năm trước", doc.ips_same_month_last_year),
+    ):
+        change = MonthlyTechnicalReport.change(doc.ips_month, before)
+        if change is not None:
+            word = "tăng" if change > 0 else "giảm" if change < 0 else "không đổi"
+            amount = "" if change == 0 else " " + vn_change(abs(change)).lstrip("+")
+            parts.append(f"{word}{amount} {label} ({vn_number(before)})")
+    return "; ".join(parts) + "."
