@@ -72,6 +72,8 @@ class Notice:
     html: str = ""
     campaign_id: int = 0
     ack_url: str = ""  # the link a person clicks to acknowledge receipt
+    # (file name, MIME type "type/subtype", content): e.g. the botnet digest's CSV
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
 
 
 @dataclass
@@ -217,6 +219,12 @@ def build_message(notice: Notice, sender: str) -> EmailMessage:
     msg.set_content(notice.text, charset="utf-8", cte="quoted-printable")
     if notice.html:
         msg.add_alternative(notice.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for filename, mime, content in notice.attachments:
+        maintype, _, subtype = mime.partition("/")
+        params = {"charset": "utf-8"} if maintype == "text" else None
+        msg.add_attachment(
+            content, maintype=maintype, subtype=subtype, filename=filename, params=params
+        )
     return msg
 
 

@@ -26,6 +26,7 @@ COLUMNS = (
     "contact_name",
     "contact_email",
     "contact_phone",
+    "sector",
 )
 NATIONAL_CODE = "VN"
 EDITIONS = ("2025", "2008")
@@ -44,6 +45,7 @@ _HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "contact_name": ("contact", "nguoi_lien_he", "lien_he", "ho_ten"),
     "contact_email": ("email", "thu_dien_tu"),
     "contact_phone": ("phone", "dien_thoai", "so_dien_thoai", "sdt"),
+    "sector": ("linh_vuc", "nganh", "khoi"),
 }
 _HEADER: dict[str, str] = {c: c for c in COLUMNS} | {
     alias: col for col, aliases in _HEADER_ALIASES.items() for alias in aliases
@@ -61,6 +63,21 @@ _KIND_ALIASES: dict[str, str] = {k: k for k in KINDS} | {
     "phuong": "unit",
     "don_vi": "unit",
     "co_quan": "unit",
+}
+# The sector of an organisation (botnet statistics by sector), English or Vietnamese.
+SECTORS = ("government", "finance", "education", "health", "energy", "telecom", "other")
+_SECTOR_ALIASES: dict[str, str] = {s: s for s in SECTORS} | {
+    "nha_nuoc": "government",
+    "co_quan_nha_nuoc": "government",
+    "chinh_phu": "government",
+    "tai_chinh": "finance",
+    "ngan_hang": "finance",
+    "giao_duc": "education",
+    "y_te": "health",
+    "nang_luong": "energy",
+    "dien_luc": "energy",
+    "vien_thong": "telecom",
+    "khac": "other",
 }
 _CODE = re.compile(r"^[\w.:/-]{1,64}$")
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"]{1,64}@[^@\s]+$")
@@ -85,6 +102,7 @@ class OrgRecord:
     contact_name: str = ""
     contact_email: str = ""
     contact_phone: str = ""
+    sector: str | None = None  # None: the file has no sector column (leave it as it is)
     line: int = 0
     source: str = ""
 
@@ -109,6 +127,17 @@ def parse_kind(text: str) -> str:
     if kind is None:
         raise ValueError(f"unknown kind {text.strip()[:40]!r}; one of: {', '.join(KINDS)}")
     return kind
+
+
+def parse_sector(text: str) -> str:
+    """The sector named by `text` (English or Vietnamese), '' for none; ValueError otherwise."""
+    folded = _fold(text)
+    if not folded:
+        return ""
+    sector = _SECTOR_ALIASES.get(folded)
+    if sector is None:
+        raise ValueError(f"unknown sector {text.strip()[:40]!r}; one of: {', '.join(SECTORS)}")
+    return sector
 
 
 def parse_networks(text: str) -> tuple[list[str], list[str]]:
@@ -331,6 +360,13 @@ def _record(cells: dict[str, str], source: str, line: int, issues: IssueLog) -> 
     except ValueError as exc:
         bad(f"{exc}; left out")
         email = ""
+    sector: str | None = None
+    if "sector" in cells:
+        try:
+            sector = parse_sector(cells["sector"])
+        except ValueError as exc:
+            bad(f"{exc}; left empty")
+            sector = ""
     return OrgRecord(
         code=code,
         name=name,
@@ -342,6 +378,7 @@ def _record(cells: dict[str, str], source: str, line: int, issues: IssueLog) -> 
         contact_name=_clean(cells.get("contact_name", "")),
         contact_email=email,
         contact_phone=_clean(cells.get("contact_phone", "")),
+        sector=sector,
         line=line,
         source=source,
     )

@@ -33,6 +33,10 @@ def _check_domains(values: list[str]) -> list[str]:
     return domains
 
 
+def _check_sector(value: str) -> str:
+    return orgdata.parse_sector(value)
+
+
 def _check_url(value: str) -> str:
     value = value.strip()
     if value and not value.startswith(("http://", "https://")):
@@ -51,6 +55,7 @@ class OrgCreate(BaseModel):
     contact_email: str = Field("", max_length=200)
     contact_phone: str = Field("", max_length=50)
     webhook_url: str = Field("", max_length=500)
+    sector: str = Field("", max_length=32, description="government, finance, education, …")
     ip_ranges: list[str] = Field(default_factory=list, max_length=1000)
     domains: list[str] = Field(default_factory=list, max_length=1000)
     asns: list[int] = Field(default_factory=list, max_length=100)
@@ -60,6 +65,7 @@ class OrgCreate(BaseModel):
     _nets = field_validator("ip_ranges")(_check_networks)
     _domains = field_validator("domains")(_check_domains)
     _url = field_validator("webhook_url")(_check_url)
+    _sector = field_validator("sector")(_check_sector)
 
     @field_validator("asns")
     @classmethod
@@ -81,6 +87,7 @@ class OrgUpdate(BaseModel):
     contact_email: str | None = Field(None, max_length=200)
     contact_phone: str | None = Field(None, max_length=50)
     webhook_url: str | None = Field(None, max_length=500)
+    sector: str | None = Field(None, max_length=32)
     ip_ranges: list[str] | None = Field(None, max_length=1000)
     domains: list[str] | None = Field(None, max_length=1000)
     asns: list[int] | None = Field(None, max_length=100)
@@ -99,6 +106,11 @@ class OrgUpdate(BaseModel):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
+
+    @field_validator("sector")
+    @classmethod
+    def _sector(cls, value: str | None) -> str | None:
+        return None if value is None else _check_sector(value)
 
     @field_validator("ip_ranges")
     @classmethod
@@ -141,6 +153,7 @@ class OrgPublic(BaseModel):
     contact_email: str
     contact_phone: str
     webhook_url: str
+    sector: str = ""
     ip_ranges: list[str]
     domains: list[str]
     asns: list[int]

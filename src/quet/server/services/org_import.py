@@ -113,6 +113,7 @@ def import_records(
             contact_name=rec.contact_name,
             contact_email=rec.contact_email,
             contact_phone=rec.contact_phone,
+            sector=rec.sector or "",
             ip_ranges=rec.ip_ranges,
             domains=rec.domains,
             asns=rec.asns,
@@ -135,9 +136,9 @@ def _parent_code(session: Session, org: Organisation) -> str:
 def apply_record(org: Organisation, rec: OrgRecord) -> list[str]:
     """Copy a record's fields onto `org`; returns the names of the fields that changed."""
     changed: list[str] = []
-    for name in ("name", "kind", "contact_name", "contact_email", "contact_phone"):
+    for name in ("name", "kind", "contact_name", "contact_email", "contact_phone", "sector"):
         value = getattr(rec, name)
-        if getattr(org, name) != value:
+        if value is not None and getattr(org, name) != value:
             setattr(org, name, value)
             changed.append(name)
     if set_owned(org, rec.ip_ranges, rec.domains, rec.asns):

@@ -92,6 +92,7 @@ def create(
     contact_email: str = "",
     contact_phone: str = "",
     webhook_url: str = "",
+    sector: str = "",
     ip_ranges: Iterable[str] = (),
     domains: Iterable[str] = (),
     asns: Iterable[int] = (),
@@ -108,6 +109,7 @@ def create(
         contact_email=contact_email,
         contact_phone=contact_phone,
         webhook_url=webhook_url,
+        sector=sector,
     )
     session.add(org)
     session.flush()  # the id is part of the path
@@ -189,6 +191,7 @@ class OrgChanges:
     contact_email: str | None = None
     contact_phone: str | None = None
     webhook_url: str | None = None
+    sector: str | None = None
     ip_ranges: list[str] | None = None
     domains: list[str] | None = None
     asns: list[int] | None = None

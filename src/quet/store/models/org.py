@@ -33,6 +33,7 @@ class Organisation(Base):
     contact_email: Mapped[str] = mapped_column(sa.String(200), default="")
     contact_phone: Mapped[str] = mapped_column(sa.String(50), default="")
     webhook_url: Mapped[str] = mapped_column(sa.String(500), default="")
+    sector: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
