@@ -4,7 +4,8 @@ the roll-up sums equal the figures counted from devices and findings."""
 # ruff: noqa: F811  (the fixtures imported from server_fixtures are the parameters' names)
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import ipaddress
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -173,3 +174,30 @@ def test_refreshing_one_org_after_a_change(db_session: Session) -> None:
     empty = orgs.create(db_session, "NEW", "Sở mới", "department", parent)
     assert rollups.refresh(db_session, empty.id) == 1
     assert rollups.overview_from_rollups(db_session, empty)["devices"] == 0
+
+
+def test_seed_imports_a_year_of_falling_botnet_figures(db_session: Session) -> None:
+    """The demo goes through the real botnet import: attributed addresses lie in the agencies'
+    registered ranges, the rest stay unattributed, and the figures fall month on month and year
+    on year (the campaign works), so the /botnet page has a story to show."""
+    from quet.server.services import botnet
+    from quet.store.models.botnet import BotnetImport, BotnetIp
+
+    demo.seed(db_session)
+    db_session.commit()
+    assert _count(db_session, BotnetImport) == 1
+    rows = db_session.scalars(sa.select(BotnetIp)).all()
+    attributed = [r for r in rows if r.org_id is not None]
+    assert attributed and len(attributed) < len(rows)
+    for row in attributed:
+        org = db_session.get(Organisation, row.org_id)
+        assert org is not None and any(
+            ipaddress.ip_address(row.ip) in ipaddress.ip_network(n.cidr) for n in org.networks
+        )
+    latest = botnet.summary(db_session, None)["latest_day"]
+    assert latest is not None
+    # The month of the newest feed day (on the 1st, today's month has no data yet).
+    figures = botnet.summary(db_session, None, month=date.fromisoformat(latest).replace(day=1))
+    assert figures["ips"] > 0
+    assert figures["last_month"] > figures["ips"] * 0.9  # this month is not over yet
+    assert figures["last_year"] > figures["ips"]

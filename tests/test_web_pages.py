@@ -114,6 +114,14 @@ KEY_CALL = re.compile(r"""\b_?t\(\s*["']([a-z_]+\.[a-z_.]+)["']""")
 
 
 def test_every_key_the_pages_use_exists_in_both_languages() -> None:
+    # Page modules register their own strings (i18n.add) when imported: import them all first.
+    import importlib
+    import pkgutil
+
+    from quet.server.web import pages
+
+    for mod in pkgutil.iter_modules(pages.__path__):
+        importlib.import_module(f"{pages.__name__}.{mod.name}")
     keys: set[str] = set()
     web = PAGES.parent
     for path in [*(PAGES / "pages").glob("*.html"), *(web / "pages").glob("*.py")]:

@@ -79,6 +79,15 @@ COMMANDS: dict[str, Callable[[], None]] = {
     "org": _group("org", "Đơn vị, người dùng, mã đăng ký / organisations, people, enrollment."),
     "agent": _group("agent", "Tác tử trên máy: đăng ký, quét định kỳ / the device agent."),
     "net": _group("net", "Giám sát mạng: máy nội bộ kết nối tới địa chỉ độc hại / network watch."),
+    "botnet": _group(
+        "botnet",
+        "IP botnet: nhập sinkhole, gán đơn vị, thống kê, tra cứu / botnet IPs.\n\n"
+        "Ví dụ / examples:  quet botnet import sinkhole.csv.gz --geo-db GeoLite2-City.mmdb    "
+        "quet botnet stats --month 2026-11    quet botnet lookup 203.0.113.7",
+    ),
+    "report": _group(
+        "report", "Báo cáo chính thức: DOCX, XLSX, PDF, nhắc hạn / official reports, reminders."
+    ),
 }
 
 

@@ -33,10 +33,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_refresh_rollups(app, settings.rollup_seconds))
+        digests = asyncio.create_task(_botnet_digests(app, settings))
+        reminders = asyncio.create_task(_report_reminders(app, settings))
         try:
             yield
         finally:
             task.cancel()
+            digests.cancel()
+            reminders.cancel()
             app.state.db.dispose()
 
     app = FastAPI(
@@ -77,6 +81,30 @@ async def _refresh_rollups(app: FastAPI, every: float) -> None:
             await asyncio.to_thread(rollups.refresh_dirty, app.state.db.sessions)
         except Exception:
             log.exception("roll-up refresh failed")
+
+
+async def _botnet_digests(app: FastAPI, settings: Settings) -> None:
+    """Send the daily botnet digests once the newest feed day is imported (idempotent per day)."""
+    from quet.server.services import botnet
+
+    while True:
+        await asyncio.sleep(botnet.DIGEST_CHECK_SECONDS)
+        try:
+            await asyncio.to_thread(botnet.digests_due, app.state.db.sessions, settings)
+        except Exception:
+            log.exception("botnet digests failed")
+
+
+async def _report_reminders(app: FastAPI, settings: Settings) -> None:
+    """E-mail units whose campaign report is due in 3 days or 1 day (each reminder once)."""
+    from quet.server.services import report_reminders
+
+    while True:
+        await asyncio.sleep(report_reminders.REMIND_EVERY_S)
+        try:
+            await asyncio.to_thread(report_reminders.remind_all, app.state.db.sessions, settings)
+        except Exception:
+            log.exception("report reminders failed")
 
 
 def bootstrap(db: Database, settings: Settings) -> str | None:

@@ -5,6 +5,7 @@ Deterministic, and idempotent: a second run changes nothing."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import random
 import uuid
 from dataclasses import dataclass
@@ -134,10 +135,14 @@ def seed(session: Session) -> str:
         counts[state] = counts.get(state, 0) + n
     devices, findings = _devices(session, agencies, now, rng)
     rollups.refresh(session, now=now)
+    for org in (root, *provinces):
+        org.sector = org.sector or "government"  # the agencies inherit it
+    botnet_ips = _botnet(session, agencies, today, rng)
     states = ", ".join(f"{k}: {v}" for k, v in counts.items())
     return (
         f"{len(PROVINCES)} tỉnh/thành, {len(agencies)} cơ quan, chiến dịch «{CAMPAIGN}» "
-        f"(2 đợt; {states}), {devices} thiết bị, {findings} phát hiện; "
+        f"(2 đợt; {states}), {devices} thiết bị, {findings} phát hiện, "
+        f"{botnet_ips} IP botnet (13 tháng); "
         f"tài khoản cán bộ (đổi mật khẩu khi đăng nhập): {'; '.join(passwords)}"
     )
 
@@ -315,3 +320,51 @@ def _path(dev: Device, family: str) -> str:
         "Ramnit": "C:\\Program Files\\Microsoft\\DesktopLayer.exe",
         "Sality": "C:\\Windows\\system32\\drivers\\amsint32.sys",
     }.get(family, f"C:\\Users\\ketoan\\AppData\\Roaming\\{family.lower()}.exe")
+
+
+# Shadowserver-style family names, most frequent first.
+BOTNET_FAMILIES = ("mirai", "gamut", "andromeda", "conficker", "sality", "ramnit", "necurs")
+BOTNET_DAYS = 400  # a little over 13 months: "vs the same month last year" has data
+
+
+def _botnet(session: Session, agencies: list[Organisation], today: date, rng: random.Random) -> int:
+    """A year and a month of daily sinkhole events, falling as the campaign works: addresses in
+    the agencies' registered ranges (attributed) and in an ISP-like range (unattributed), run
+    through the real import (feed reader, event store, DuckDB attribution, statistics).
+    Commits the session (the import does). Returns the distinct addresses imported."""
+    import tempfile
+    from pathlib import Path
+
+    from quet.botnet.attribute import import_files
+
+    hosts = [
+        str(ip)
+        for org in agencies
+        for net in org.networks
+        for ip in list(ipaddress.ip_network(net.cidr).hosts())[1:29]
+    ]
+    isp = [f"198.18.{a}.{b}" for a in range(0, 40) for b in range(1, 255, 7)]
+    family_of = {ip: BOTNET_FAMILIES[min(int(rng.expovariate(0.8)), 6)] for ip in hosts + isp}
+    # Each address is infected from `start` until cleaned; infections are mostly old and new ones
+    # fewer (the campaign works), agencies clean faster: the monthly figures fall.
+    infected: dict[str, tuple[date, date]] = {}
+    for ip in hosts + isp:
+        start = today - timedelta(days=int(2 * BOTNET_DAYS * rng.random() ** 0.6))
+        mean = 90 if ip in hosts else 220
+        infected[ip] = (start, start + timedelta(days=1 + int(rng.expovariate(1 / mean))))
+    lines = ["ip,timestamp,family"]
+    for back in range(BOTNET_DAYS, 0, -1):
+        day = today - timedelta(days=back)
+        seen = 0.55 if day.weekday() >= 5 else 0.7  # fewer machines on at weekends
+        for ip, (first, last) in infected.items():
+            if first <= day < last and rng.random() < seen:
+                lines.append(
+                    f"{ip},{day.isoformat()}T{rng.randrange(24):02d}:17:00Z,{family_of[ip]}"
+                )
+    with tempfile.TemporaryDirectory(prefix="quet-demo-") as folder:
+        feed = Path(folder) / "demo-sinkhole.csv"
+        feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        import_files(session, [feed])
+    from quet.store.models.botnet import BotnetIp
+
+    return int(session.scalar(sa.select(sa.func.count(sa.distinct(BotnetIp.ip)))) or 0)

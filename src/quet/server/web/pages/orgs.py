@@ -13,6 +13,7 @@ from quet.server import orgdata
 from quet.server.deps import Principal, find_org, service_errors
 from quet.server.services import campaigns, dashboard, devices, orgs
 from quet.server.web import i18n
+from quet.server.web.pages import botnet as botnet_page
 from quet.server.web.render import (
     PageRoute,
     PageUser,
@@ -93,6 +94,7 @@ def _detail(
         "contact_email": org.contact_email,
         "contact_phone": org.contact_phone,
         "webhook_url": org.webhook_url,
+        "sector": org.sector,
         "ip_ranges": "\n".join(n.cidr for n in org.networks),
         "domains": "\n".join(d.domain for d in org.domains),
         "asns": "\n".join(str(a.asn) for a in org.asns),
@@ -115,6 +117,8 @@ def _detail(
         errors=errors or {},
         form=values,
         kind_options=[(k, t(f"kind.{k}")) for k in orgdata.KINDS],
+        sector_options=botnet_page.sector_options(t),
+        botnet=botnet_page.org_panel(session, principal, org),
     )
 
 
@@ -135,6 +139,7 @@ def update(
     contact_email: Annotated[str, Form(max_length=200)] = "",
     contact_phone: Annotated[str, Form(max_length=50)] = "",
     webhook_url: Annotated[str, Form(max_length=500)] = "",
+    sector: Annotated[str, Form(max_length=32)] = "",
     ip_ranges: Annotated[str, Form(max_length=100_000)] = "",
     domains: Annotated[str, Form(max_length=100_000)] = "",
     asns: Annotated[str, Form(max_length=10_000)] = "",
@@ -145,7 +150,7 @@ def update(
     form = {
         "name": name, "kind": kind, "contact_name": contact_name, "contact_email": contact_email,
         "contact_phone": contact_phone, "webhook_url": webhook_url, "ip_ranges": ip_ranges,
-        "domains": domains, "asns": asns,
+        "domains": domains, "asns": asns, "sector": sector,
     }  # fmt: skip
     errors: dict[str, str] = {}
     clean: dict[str, str] = {}
@@ -161,6 +166,10 @@ def update(
         clean["contact_email"] = orgdata.parse_email(contact_email)
     except ValueError:
         errors["contact_email"] = "error.invalid"
+    try:
+        clean["sector"] = orgdata.parse_sector(sector)
+    except ValueError:
+        errors["sector"] = "error.invalid"
     url = webhook_url.strip()
     if url and not url.startswith(("http://", "https://")):
         errors["webhook_url"] = "error.invalid"
@@ -182,6 +191,7 @@ def update(
         contact_email=clean["contact_email"],
         contact_phone=contact_phone.strip(),
         webhook_url=url,
+        sector=clean["sector"],
         ip_ranges=nets,
         domains=doms,
         asns=numbers,
