@@ -201,3 +201,24 @@ def test_seed_imports_a_year_of_falling_botnet_figures(db_session: Session) -> N
     assert figures["ips"] > 0
     assert figures["last_month"] > figures["ips"] * 0.9  # this month is not over yet
     assert figures["last_year"] > figures["ips"]
+
+
+def test_seed_files_the_reported_organisations_returns(db_session: Session) -> None:
+    """Every organisation whose participation says reported has a submitted or accepted return
+    with frozen figures, dated when it reported; nobody else has one."""
+    from quet.store.models.report import Report
+
+    demo.seed(db_session)
+    db_session.commit()
+    reported = {
+        p.org_id: p.reported_at
+        for p in db_session.scalars(sa.select(Participation))
+        if p.reported_at is not None
+    }
+    returns = {r.org_id: r for r in db_session.scalars(sa.select(Report))}
+    assert reported and set(returns) == set(reported)
+    for org_id, row in returns.items():
+        assert row.status in ("submitted", "accepted")
+        assert row.figures and row.evaluation
+        assert row.submitted_at is not None
+        assert abs((row.submitted_at - reported[org_id]).total_seconds()) < 1

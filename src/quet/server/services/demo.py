@@ -138,6 +138,7 @@ def seed(session: Session) -> str:
     for org in (root, *provinces):
         org.sector = org.sector or "government"  # the agencies inherit it
     botnet_ips = _botnet(session, agencies, today, rng)
+    _reports(session, campaign, root, provinces + agencies, rng)
     states = ", ".join(f"{k}: {v}" for k, v in counts.items())
     return (
         f"{len(PROVINCES)} tỉnh/thành, {len(agencies)} cơ quan, chiến dịch «{CAMPAIGN}» "
@@ -368,3 +369,56 @@ def _botnet(session: Session, agencies: list[Organisation], today: date, rng: ra
     from quet.store.models.botnet import BotnetIp
 
     return int(session.scalar(sa.select(sa.func.count(sa.distinct(BotnetIp.ip)))) or 0)
+
+
+EVALUATIONS = (
+    "Đơn vị đã phổ biến chiến dịch tới toàn bộ cán bộ, cài đặt công cụ rà quét trên các máy "
+    "trạm và máy chủ; các máy phát hiện mã độc đã được cách ly và xử lý.",
+    "Đã triển khai rà quét định kỳ hằng tuần; một số máy trạm cũ chưa cập nhật được mẫu nhận "
+    "diện mới do cấu hình thấp, đơn vị đang bố trí thay thế.",
+)
+PROPOSALS = (
+    "Đề nghị Sở Thông tin và Truyền thông tiếp tục hỗ trợ tập huấn cho cán bộ chuyên trách.",
+    "",
+)
+
+
+def _reports(
+    session: Session,
+    campaign: Campaign,
+    root: Organisation,
+    members: list[Organisation],
+    rng: random.Random,
+) -> None:
+    """The official returns of the organisations whose participation says reported: Part 1
+    written, the figures frozen at the report's date, every other one accepted by the parent."""
+    from quet.server.deps import Principal
+    from quet.server.services import reports
+    from quet.store.models import User
+
+    clerk = Principal(User(username="demo", role="admin", org_id=root.id), root)
+    parts = {
+        p.org_id: p
+        for p in session.scalars(
+            sa.select(Participation).where(Participation.campaign_id == campaign.id)
+        )
+    }
+    # Agencies before their provinces, so a province's report sums its agencies' returns.
+    latest: datetime | None = None
+    for n, org in enumerate(sorted(members, key=lambda o: -o.depth)):
+        part = parts.get(org.id)
+        if part is None or part.reported_at is None:
+            continue
+        when = part.reported_at
+        if org.depth == 1 and latest is not None:
+            when = max(when, latest + timedelta(days=1))  # a province reports after its agencies
+        latest = max(latest or when, when)
+        fields: dict[str, str | None] = {
+            "evaluation": EVALUATIONS[n % 2],
+            "proposals": PROPOSALS[n % 2],
+            "number": f"{rng.randint(10, 250)}/BC-{org.code.split('-')[-1]}",
+        }
+        reports.edit(session, clerk, campaign, org, fields)
+        reports.submit(session, clerk, campaign, org, now=when)
+        if n % 2 == 0:
+            reports.accept(session, clerk, campaign, org, now=when + timedelta(days=1))
