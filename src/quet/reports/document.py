@@ -79,6 +79,14 @@ class CampaignReport:
     late: list[str] = field(default_factory=list)  # children that reported after the deadline
     generated_at: datetime | None = None
 
+    @property
+    def campaign_title(self) -> str:
+        """The campaign's name, with its year unless the name already says it."""
+        year = str(self.campaign_year)
+        return (
+            self.campaign_name if year in self.campaign_name else f"{self.campaign_name} ({year})"
+        )
+
 
 @dataclass
 class TrendPoint:

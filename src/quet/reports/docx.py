@@ -266,7 +266,7 @@ def _appendix_form(out: DocxDocument, doc: CampaignReport, lang: str) -> None:
         before=3,
     )
     add_run(p, doc.org_name, BODY_PT, bold=True)
-    campaign = f"{doc.campaign_name} ({doc.campaign_year})"
+    campaign = doc.campaign_title
     if doc.phase:
         campaign += f", {doc.phase}"
     para(

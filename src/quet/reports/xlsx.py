@@ -110,9 +110,7 @@ def render_campaign_xlsx(doc: CampaignReport, target: Target, *, lang: str = "vi
     sheet = book.active
     assert sheet is not None
     sheet.title = sheet_title(text("report_sheet", lang), [])
-    campaign = f"{doc.campaign_name} ({doc.campaign_year})" + (
-        f", {doc.phase}" if doc.phase else ""
-    )
+    campaign = doc.campaign_title + (f", {doc.phase}" if doc.phase else "")
     start = _title(
         sheet,
         [
