@@ -5,9 +5,10 @@ those of the streaming matcher (`match_events` + `aggregate`)."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,12 @@ from quet.indicators.domainhash import domain_key
 from quet.indicators.model import Indicator, IndicatorType, IssueLog, normalise_url
 from quet.indicators.warninglists import WarninglistSet
 from quet.netwatch import batch_sql as q
+from quet.netwatch import parts
 from quet.netwatch.alerts import Alert
 from quet.netwatch.batch_sql import FAST_LOGS, ZeekHeader, zeek_events_sql, zeek_header
 from quet.netwatch.matcher import DEFAULT_INTERNAL, InternalNets, _full_url, _host_of
 from quet.netwatch.records import NetEvent
-from quet.netwatch.sources import read_path
+from quet.netwatch.sources import gc_paused, read_path
 
 T = IndicatorType
 __all__ = ["FAST_LOGS", "BatchMatcher", "ZeekHeader", "events_table", "scan_batch", "zeek_header"]
@@ -33,6 +35,7 @@ MAX_V4_PREFIX_KEYS = 4_000_000  # /24 keys that short listed networks may expand
 # probed row by row, about 25 % slower, in constant memory.
 MAX_KEPT_BYTES = 2_000_000_000
 _ARROW_BATCH = 65_536
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY = ("-", "(empty)", "")
 _HASH_LEN = {T.MD5: 32, T.SHA1: 40, T.SHA256: 64}
 
@@ -218,6 +221,7 @@ class BatchMatcher:
         issues: IssueLog | None = None,
     ) -> None:
         self.wl = warninglists
+        self.threads = max(1, threads)
         self.internal = internal if internal is not None else InternalNets(DEFAULT_INTERNAL)
         self._internal_nets = [str(n) for n in self.internal.nets]
         self.con = duckdb.connect(
@@ -233,7 +237,8 @@ class BatchMatcher:
         self.skipped = 0
         self._metas: list[_Meta] = []
         self._v6 = _V6()
-        self._load(indicators, issues)
+        with gc_paused():
+            self._load(indicators, issues)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -346,6 +351,13 @@ class BatchMatcher:
                 from ind where kind = 'c4' and plen < 24 and not {v4_all}))"""
         )
 
+        # May a name's key end in a digit? (Else an answer ending in one needs no name test.)
+        row = con.execute(
+            "select exists (select 1 from pk2 where right(k, 1) between '0' and '9') "
+            "or exists (select 1 from pk3 where right(k, 1) between '0' and '9')"
+        ).fetchone()
+        self._digit_names = bool(row and row[0])
+
     def nbytes(self) -> int:
         """Memory DuckDB holds for the indicator tables (its buffer manager's count)."""
         row = self.con.execute("select sum(memory_usage_bytes) from duckdb_memory()").fetchone()
@@ -358,30 +370,31 @@ class BatchMatcher:
 
     def scan(self, paths: Sequence[Path], issues: IssueLog | None = None) -> list[Alert]:
         """Alerts of the log files (or folders) in `paths`, the most frequent first."""
-        issues = issues if issues is not None else IssueLog()
+        with gc_paused():  # many small objects, no cycles: no collector passes over the heap
+            return self._scan(paths, issues if issues is not None else IssueLog())
+
+    def _scan(self, paths: Sequence[Path], issues: IssueLog) -> list[Alert]:
         files = log_files(paths)
         self._begin([str(f) for f in files])
         given = {Path(p) for p in paths}
         for path in files:
             header = zeek_header(path)
-            if header is not None:
-                size = path.stat().st_size * (10 if header.gzip else 1)
+            if header is None:
+                self._python_events(path, issues, strict=path in given)
+            elif path.stat().st_size * (10 if header.gzip else 1) > MAX_KEPT_BYTES:
                 self._candidates(
-                    zeek_events_sql(
-                        path,
-                        header,
-                        self._v4_all,
-                        self._has_v6,
-                        self._internal_nets,
-                        materialize=size <= MAX_KEPT_BYTES,
-                    )
+                    zeek_events_sql(path, header, self._v4_all, self._has_v6, self._internal_nets)
                 )
             else:
-                self._python_events(path, issues, strict=path in given)
+                self._zeek_log(path, header)
         return self._finish(issues)
 
     def scan_events(self, events: Iterable[NetEvent]) -> list[Alert]:
         """Alerts of events already read (what `aggregate(match_events(events, ...))` gives)."""
+        with gc_paused():
+            return self._scan_events(events)
+
+    def _scan_events(self, events: Iterable[NetEvent]) -> list[Alert]:
         tables = list(events_table(events))
         srcs = sorted({s for t in tables for s in t.column("src").unique().to_pylist()})
         self._begin(srcs)
@@ -418,6 +431,44 @@ class BatchMatcher:
 
     def _candidates(self, events: str) -> None:
         self.con.execute(q.CANDIDATES.format(obs=q.observables(events)))
+
+    def _zeek_log(self, path: Path, header: ZeekHeader) -> None:
+        """A Zeek dns/conn TSV log read by DuckDB: its raw rows kept (in parts read side by
+        side when the log is plain and large), then the candidate rows by distinct values."""
+        con = self.con
+        ranges = [] if header.gzip else parts.cut(path, header.skip, self.threads)
+        tables = [f"quet_part_{i}" for i in range(max(1, len(ranges)))]
+        try:
+            if not ranges:
+                rows = q.zeek_rows_sql(str(path), header, header.skip, header.gzip)
+                con.execute(f"create or replace table {tables[0]} as {rows}")
+            else:
+
+                def work(i: int, pipe: str) -> None:
+                    rows = q.zeek_rows_sql(pipe, header, 0, False)
+                    with con.cursor() as cur:
+                        cur.execute(f"create or replace table {tables[i]} as {rows}")
+
+                parts.read_side_by_side(path, ranges, work)
+            before, seen = [], 0
+            for table in tables:
+                before.append(seen)
+                row = con.execute(f"select count(*) from {table}").fetchone()
+                seen += int(row[0]) if row else 0
+            self._candidates(
+                q.zeek_candidates_sql(
+                    path,
+                    header,
+                    list(zip(tables, before, strict=True)),
+                    self._v4_all,
+                    self._has_v6,
+                    self._internal_nets,
+                    self._digit_names,
+                )
+            )
+        finally:
+            for table in tables:
+                con.execute(f"drop table if exists {table}")
 
     def _python_events(self, path: Path, issues: IssueLog, strict: bool) -> None:
         try:
@@ -500,24 +551,38 @@ class BatchMatcher:
             con.executemany("insert into dropped values (?, ?, ?, ?)", drop)
 
     def _alerts(self) -> list[Alert]:
+        # Column by column through Arrow and numpy (a row, or an Arrow scalar, at a time costs
+        # more than the query when there are many alerts); times as microseconds since the
+        # epoch, -1 for none.
+        tbl = self.con.sql(
+            "select h, t, v, m, coalesce(epoch_us(f), -1) as f, coalesce(epoch_us(l), -1) as l, "
+            "c, fl, ex from (" + q.ALERTS + ") a(h, t, v, m, f, l, c, fl, ex)"
+        ).to_arrow_table()
+        host, itype, ivalue, mid, first, last, count = (_pyvalues(tbl.column(i)) for i in range(7))
+        fields = _pylists(tbl.column(7))
+        # Each example is [file, line, value]: three strings in a row of the flattened lists.
+        triples = _pylists(tbl.column(8), depth=2)
+        metas = self._metas
         alerts = []
-        for host, itype, ivalue, mid, first, last, count, fields, examples in self.con.execute(
-            q.ALERTS
-        ).fetchall():
-            meta = self._metas[mid]
+        for k, meta_id in enumerate(mid):
+            meta = metas[meta_id]
+            it = iter(triples[k])
             alerts.append(
                 Alert(
-                    client=host,
-                    indicator_type=itype,
-                    indicator=ivalue,
+                    client=host[k],
+                    indicator_type=itype[k],
+                    indicator=ivalue[k],
                     name=meta.name,
                     family=meta.family,
                     source_feed=meta.source,
-                    first_seen=first.astimezone(UTC) if first is not None else None,
-                    last_seen=last.astimezone(UTC) if last is not None else None,
-                    count=int(count),
-                    fields=list(fields),
-                    examples=[(src, int(line), value) for src, line, value in examples],
+                    first_seen=None if first[k] < 0 else _EPOCH + timedelta(microseconds=first[k]),
+                    last_seen=None if last[k] < 0 else _EPOCH + timedelta(microseconds=last[k]),
+                    count=count[k],
+                    fields=fields[k],
+                    examples=[
+                        (src, int(line), value)
+                        for src, line, value in zip(it, it, it, strict=False)
+                    ],
                 )
             )
         alerts.sort(key=lambda a: (-a.count, a.client, a.indicator_type, a.indicator))
@@ -525,6 +590,25 @@ class BatchMatcher:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _pyvalues(col: pa.ChunkedArray) -> list[Any]:
+    """A column without nulls as Python values (through numpy: no Arrow scalar per value)."""
+    return col.to_numpy().tolist() if col.num_chunks else []
+
+
+def _pylists(col: pa.ChunkedArray, depth: int = 1) -> list[list[Any]]:
+    """A list column without nulls as Python lists, its values flattened `depth` levels."""
+    arr = col.combine_chunks()
+    ends = arr.offsets.to_numpy().tolist()
+    ends = [e - ends[0] for e in ends]  # flatten() starts at the first list's first value
+    values = arr.flatten()
+    for _ in range(depth - 1):
+        inner = values.offsets.to_numpy().tolist()
+        ends = [inner[e] - inner[0] for e in ends]
+        values = values.flatten()
+    flat = values.to_numpy(zero_copy_only=False).tolist()
+    return [flat[a:b] for a, b in itertools.pairwise(ends)]
 
 
 def scan_batch(

@@ -112,36 +112,69 @@ def internal_test(v: str, nets: Sequence[str]) -> str:
     return "(" + " or ".join(tests) + ")" if tests else "false"
 
 
-def candidate_values(v4_all: bool, internal: Sequence[str]) -> str:
-    """CTEs over the rows `ev` (client, server, query, a1 = the first answer): the distinct
-    values whose keys are listed. Logs repeat their names and addresses, so the label and /24
-    keys are computed once per distinct value, not per row. A client value only counts when the
-    client is outside, so internal clients are never probed."""
-    is_ip = "(right(a1, 1) between '0' and '9')"
-    return f"""
-    cand_q as (select query from (select distinct query from ev where query <> '')
-               where {name_listed("query")}),
-    cand_a as (select a1 from (select distinct a1 from ev where a1 <> '')
-               where case when {is_ip} then {ip_listed("a1", v4_all)}
-                          else {name_listed("a1")} end),
-    cand_s as (select server from (select distinct server from ev where server <> '')
-               where {ip_listed("server", v4_all)}),
-    cand_c as (select client from (select distinct client from ev
-                                   where client <> '' and not {internal_test("client", internal)})
-               where {ip_listed("client", v4_all)})"""
+def _gid(names: Sequence[str], name: str) -> int:
+    """grouping_id() of the grouping set that holds only `name`: a bit set for every other."""
+    return sum(1 << (len(names) - 1 - i) for i, n in enumerate(names) if n != name)
 
 
-def row_filter(set_sep: str, v6: bool) -> str:
-    """The candidate test of a row of `ev`, on the CTEs of `candidate_values`."""
-    v6_test = (
-        "or contains(server, ':') or contains(client, ':') or contains(answers_raw, ':')"
-        if v6
-        else ""
-    )
-    return f"""(bad <> '' or contains(answers_raw, {set_sep})
-      or query in (select query from cand_q) or a1 in (select a1 from cand_a)
-      or server in (select server from cand_s) or client in (select client from cand_c)
-      {v6_test})"""
+def candidate_values(
+    sql: ZeekSql,
+    dns: bool,
+    v4_all: bool,
+    v6: bool,
+    internal: Sequence[str],
+    digit_names: bool = True,
+) -> tuple[str, str]:
+    """CTEs over the raw rows `ev` (client, server, query, answers as the log wrote them) that
+    list the distinct raw values whose cleaned keys are listed, and the candidate test of a row
+    on them. Logs repeat their names and addresses, so cleaning and the label and /24 keys cost
+    once per distinct value, not per row. A client value only counts when the client is
+    outside (internal clients are never probed) — or when it is empty (a bad line). Every
+    answer of a raw answers value is tested, so a row with several answers is a candidate only
+    when one of them has a listed key."""
+    v6_test = "or contains(c, ':')" if v6 else ""
+    names = ("server", "client", "query", "answers") if dns else ("server", "client")
+    # One pass for every column's distinct values (grouping sets), materialized: else the
+    # optimizer pushes the filters on them below the grouping, back to every row.
+    sets = ", ".join(f"({n})" for n in names)
+    ctes = [
+        f"""dv as materialized (select {", ".join(names)}, grouping_id({", ".join(names)}) as g
+                           from ev group by grouping sets ({sets})),
+    cand_s as (select v from (select server as v, {sql.text_of("server")} as c from dv
+                              where g = {_gid(names, "server")})
+               where c <> '' and ({ip_listed("c", v4_all)} {v6_test})),
+    cand_c as (select v from (select client as v, {sql.text_of("client")} as c from dv
+                              where g = {_gid(names, "client")})
+               where c = '' or (not {internal_test("c", internal)} and {ip_listed("c", v4_all)})
+                     {v6_test})"""
+    ]
+    test = ["server in (select v from cand_s)", "client in (select v from cand_c)"]
+    if dns:
+        # Each answer of a raw answers text, roughly cleaned (lower case, trimmed, no final
+        # dot): a superset of the answers the matcher reads, which is all a prefilter needs.
+        # Only an answer ending in a digit can be an IPv4 address, and only one ending in
+        # something else can have a listed name's key — unless a listed key ends in a digit.
+        answers = f"(select answers as v from dv where g = {_gid(names, 'answers')})"
+        one = "rtrim(trim(lower(v)), '.')"
+        each = f"rtrim(trim(unnest(string_split(lower(v), {sql.set_sep}))), '.')"
+        digit = "(right(c, 1) between '0' and '9')"
+        name_too = f"or {name_listed('c')}" if digit_names else ""
+        ctes.append(
+            f"""cand_q as (select v from (select query as v, {sql.query("query")} as c from dv
+                              where g = {_gid(names, "query")})
+               where c <> '' and {name_listed("c")}),
+    ans as materialized (
+      select v, {one} as c from {answers} where not contains(v, {sql.set_sep})
+      union all
+      select v, {each} as c from {answers} where contains(v, {sql.set_sep})),
+    cand_a as (
+      select v from ans where {digit} and ({ip_listed("c", v4_all)} {name_too})
+      union
+      select v from ans where not {digit} and {name_listed("c")}
+      {"union select v from ans where contains(c, ':')" if v6 else ""})"""
+        )
+        test += ["query in (select v from cand_q)", "answers in (select v from cand_a)"]
+    return ",\n    ".join(ctes), "(bad <> 0 or " + " or ".join(test) + ")"
 
 
 def probe_keys(internal: Sequence[str]) -> str:
@@ -185,35 +218,39 @@ insert into cand select * from ({obs})
 """
 
 # Every (candidate, indicator) pair: names by label suffixes, IPv4 exact and by the longest
-# listed prefix, URLs and hashes exact. IPv6 values are looked up in Python (see batch.py).
+# listed prefix, URLs and hashes exact. Names and addresses are looked up once per distinct
+# value, then joined back to their candidates. IPv6 values are looked up in Python (batch.py).
 HITS = r"""
 create or replace temp table raw_hits as
 with dom_suffix as (
-  select c.*, unnest(list_transform(range(len(p) - 1),
+  select key, unnest(list_transform(range(len(p) - 1),
          lambda j: array_to_string(p[j + 1:], '.'))) as suffix
-  from (select *, string_split(key, '.') p from cand
-        where kind = 'dom' and not regexp_matches(key, '[/:\[\]\s@]')) c
+  from (select key, string_split(key, '.') p from (
+          select distinct key from cand where kind = 'dom')
+        where not regexp_matches(key, '[/:\[\]\s@]'))
 ),
 v4 as (
-  select *, (p[1]::UBIGINT << 24) + (p[2]::UBIGINT << 16) + (p[3]::UBIGINT << 8) + p[4]::UBIGINT
-         as ip
-  from (select *, string_split(key, '.') p from cand where kind = 'v4') c
+  select key, (p[1]::UBIGINT << 24) + (p[2]::UBIGINT << 16) + (p[3]::UBIGINT << 8)
+              + p[4]::UBIGINT as ip
+  from (select key, string_split(key, '.') p from (
+          select distinct key from cand where kind = 'v4'))
   where len(p) = 4 and list_bool_and(list_transform(p, lambda x: regexp_full_match(x, '[0-9]{1,3}')
         and x::INT <= 255))
 ),
 cidr as (
-  select v4.*, c4.iid, c4.plen,
-         max(c4.plen) over (partition by v4.src, v4.eid, v4.rank) as best
+  select v4.key, c4.iid, c4.plen, max(c4.plen) over (partition by v4.key) as best
   from v4 cross join (select distinct plen from c4) p
   join c4 on c4.plen = p.plen and c4.net = v4.ip >> (32 - p.plen)
+),
+key_hits as (
+  select 'dom' as kind, d.key, dom.iid from dom_suffix d join dom on dom.key = d.suffix
+  union all
+  select 'v4', v4.key, v4x.iid from v4 join v4x on v4x.key = v4.key
+  union all
+  select 'v4', key, iid from cidr where plen = best
 )
-select d.src, d.line, d.eid, d.ts, d.client, d.server, d.field, d.value, d.rank, dom.iid
-  from dom_suffix d join dom on dom.key = d.suffix
-union all
-select v4.src, v4.line, v4.eid, v4.ts, v4.client, v4.server, v4.field, v4.value, v4.rank, v4x.iid
-  from v4 join v4x on v4x.key = v4.key
-union all
-select src, line, eid, ts, client, server, field, value, rank, iid from cidr where plen = best
+select c.src, c.line, c.eid, c.ts, c.client, c.server, c.field, c.value, c.rank, h.iid
+  from cand c join key_hits h on h.kind = c.kind and h.key = c.key
 union all
 select c.src, c.line, c.eid, c.ts, c.client, c.server, c.field, c.value, c.rank, x.iid
   from cand c join ind x on x.kind = c.kind and x.key = c.key
@@ -314,88 +351,166 @@ def zeek_header(path: Path) -> ZeekHeader | None:
     )
 
 
+BAD_REASONS = {
+    1: "fewer fields than the #fields header names",
+    2: "more fields than the #fields header names",
+    3: "not a time",
+}
+COMMENT = 255  # a `#` line inside the log (`#close`, the headers of a concatenated log)
+
+
+class ZeekSql:
+    """The SQL pieces for one Zeek dns/conn TSV header: the CSV reader's options, the
+    clean-up of a column's text, the answers list."""
+
+    def __init__(self, h: ZeekHeader) -> None:
+        self.h = h
+        self.empty_values = {h.empty, h.unset, "-", "(empty)", ""}
+        self.empties = ", ".join(_sql_str(v) for v in sorted(self.empty_values))
+        self.set_sep = _sql_str(h.set_sep)
+        self.dns = "answers" in h.fields and "query" in h.fields
+
+    def col(self, name: str) -> str:
+        return _ident(name) if name in self.h.fields else "NULL"
+
+    def text_of(self, c: str) -> str:
+        """A column's text: '' for the unset and empty markers, trimmed only when padded
+        (trim() copies every string)."""
+        out = f"(case when {c} like ' %' or {c} like '% ' then trim({c}) else {c} end)"
+        for empty in sorted(self.empty_values - {""}):
+            out = f"nullif({out}, {_sql_str(empty)})"
+        return f"coalesce({out}, '')"
+
+    def query(self, c: str) -> str:
+        return f"lower(rtrim({self.text_of(c)}, '.'))"
+
+    def answers(self, text: str) -> str:
+        """The list of answers of an answers text (already through `text_of`)."""
+        return f"""list_filter(list_transform(
+            case when {text} = '' then [] else string_split({text}, {self.set_sep}) end,
+            lambda a: case when contains(trim(a), ':')
+                                or regexp_full_match(trim(a), '[0-9.]+') then trim(a)
+                           else lower(rtrim(trim(a), '.')) end),
+            lambda a: a not in ({self.empties}) and (contains(a, ':') or contains(a, '.'))
+                      and not regexp_matches(a, '\\s'))"""
+
+    def read(self, source: str, skip: int, gzip: bool) -> str:
+        """read_csv of a log (or of a part of one, from a pipe): every column text, one spare
+        column catching a long line, null_padding keeping a short one as a row."""
+        cols = [*self.h.fields, "__extra"]
+        spec = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
+        options = (
+            f"delim={_sql_str(self.h.sep)}, header=false, skip={skip}, columns={spec}, "
+            "quote='', escape='', auto_detect=false, null_padding=true, strict_mode=false"
+            + (", compression='gzip'" if gzip else ", compression='none'")
+        )
+        return f"read_csv({_sql_str(source)}, {options})"
+
+    def bad_code(self) -> str:
+        """Why the reader refuses a row, as a code (0: a good row so far; the originator is
+        checked later, on its distinct values): cheap checks only — a regular expression or a
+        cast per column costs as much as parsing the row. Values that pass are matched
+        exactly later, so a malformed address or port only fails to match."""
+        ts = self.col("ts")
+        return f"""(case
+          when {ts} is not null and starts_with({ts}, '#') then {COMMENT}
+          when {_ident(self.h.fields[-1])} is null then 1
+          when __extra is not null then 2
+          when try_cast({ts} as DOUBLE) is null and not starts_with({ts}, 'X')
+               and {ts} not in ({self.empties}) then 3
+          else 0 end)::UTINYINT"""
+
+
+def zeek_rows_sql(source: str, h: ZeekHeader, skip: int, gzip: bool) -> str:
+    """A Zeek dns/conn TSV log (or a part of one) as raw rows: its row number, the time as a
+    number, the client, server, query and answers as written, the bad-line code. One serial
+    pass of DuckDB's CSV reader (the row number keeps it serial: parts read side by side give
+    the parallelism)."""
+    sql = ZeekSql(h)
+    names = "query, answers" if sql.dns else ""
+    extra = f", {sql.col('query')} as query, {sql.col('answers')} as answers" if names else ""
+    return f"""
+      select row_number() over () as rn, try_cast({sql.col("ts")} as DOUBLE) as ts,
+             {sql.col("id.orig_h")} as client, {sql.col("id.resp_h")} as server {extra},
+             {sql.bad_code()} as bad
+      from {sql.read(source, skip, gzip)}"""
+
+
+def zeek_candidates_sql(
+    path: Path,
+    h: ZeekHeader,
+    parts: Sequence[tuple[str, int]],
+    v4_all: bool = False,
+    v6: bool = True,
+    internal: Sequence[str] = (),
+    digit_names: bool = True,
+) -> str:
+    """The candidate rows of a log read into `parts` (tables of `zeek_rows_sql`, each with the
+    number of rows before it) as the event relation, filtered by the distinct values with
+    listed keys; a line's number is its row number plus the header length (null_padding keeps
+    short lines as rows), `bad` says what the Python reader would refuse."""
+    sql = ZeekSql(h)
+    cols = "ts, client, server" + (", query, answers" if sql.dns else "")
+    ev = "\n      union all ".join(
+        f"select rn + {before} as eid, {cols}, bad from {table} where bad <> {COMMENT}"
+        for table, before in parts
+    )
+    ctes, keep = candidate_values(sql, sql.dns, v4_all, v6, internal, digit_names)
+    if sql.dns:
+        query, answers = sql.query("query"), sql.answers(sql.text_of("answers"))
+    else:
+        query, answers = "''", "[]::VARCHAR[]"
+    reasons = " ".join(f"when {code} then {_sql_str(why)}" for code, why in BAD_REASONS.items())
+    return f"""
+      with ev as not materialized ({ev}),
+      {ctes}
+      select {_sql_str(str(path))} as src, eid + {h.skip} as line, eid, to_timestamp(ts) as ts,
+             client, server, query, answers, '' as host, '' as url, '' as url_norm,
+             '' as md5, '' as sha1, '' as sha256,
+             case when bad <> 0 then (case bad {reasons} end)
+                  when client = '' then 'no id.orig_h (originator address)' else '' end as bad
+      from (select eid, ts, bad, {sql.text_of("client")} as client,
+                   {sql.text_of("server")} as server, {query} as query, {answers} as answers
+            from ev where {keep})"""
+
+
 def zeek_events_sql(
     path: Path,
     h: ZeekHeader,
     v4_all: bool = False,
     v6: bool = True,
     internal: Sequence[str] = (),
-    materialize: bool = True,
 ) -> str:
-    """The candidate rows of a Zeek dns/conn TSV log as the event relation: one pass of DuckDB's
-    CSV reader, every column text, the few columns matching needs kept (`ev`) and filtered by
-    the distinct values with listed keys; a line's number is its row number (null_padding keeps
-    short lines as rows, a spare last column catches long ones), `bad` says what the Python
-    reader would refuse. Without `materialize` (huge logs) nothing is kept: each row is probed
-    by its own keys, slower but in constant memory."""
-    cols = [*h.fields, "__extra"]
-    spec = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
-    empty_values = {h.empty, h.unset, "-", "(empty)", ""}
-    empties = ", ".join(_sql_str(v) for v in sorted(empty_values))
-
-    def col(name: str) -> str:
-        return _ident(name) if name in h.fields else "NULL"
-
-    def text(name: str) -> str:
-        return text_of(col(name))
-
-    def text_of(c: str) -> str:
-        # trim() copies every string; only the rare padded value needs it.
-        out = f"(case when {c} like ' %' or {c} like '% ' then trim({c}) else {c} end)"
-        for empty in sorted(empty_values - {""}):
-            out = f"nullif({out}, {_sql_str(empty)})"
-        return f"coalesce({out}, '')"
-
-    # Cheap checks only (a regular expression or a cast per column costs as much as parsing
-    # the row): the field count, the time, the originator. Values that pass are matched
-    # exactly later, so a malformed address or port only fails to match.
-    ts = col("ts")
+    """The candidate rows of a log too large to keep its rows in memory, in one serial pass:
+    each row is probed by its own keys, slower but in constant memory."""
+    sql = ZeekSql(h)
+    set_sep = sql.set_sep
+    ts = sql.col("ts")
+    if sql.dns:
+        query = sql.query(sql.col("query"))
+        answers_raw = sql.text_of(sql.col("answers"))
+    else:
+        query, answers_raw = "''", "''"
     bad = f"""case
       when last_raw is null then 'fewer fields than the #fields header names'
       when __extra is not null then 'more fields than the #fields header names'
       when try_cast(ts_raw as DOUBLE) is null and not starts_with(ts_raw, 'X')
-           and ts_raw not in ({empties}) then 'not a time'
+           and ts_raw not in ({sql.empties}) then 'not a time'
       when client = '' then 'no id.orig_h (originator address)'
       else '' end"""
-    set_sep = _sql_str(h.set_sep)
-    if "answers" in h.fields and "query" in h.fields:
-        query = f"lower(rtrim({text('query')}, '.'))"
-        answers_raw = text("answers")
-    else:
-        query, answers_raw = "''", "''"
-    answers = f"""list_filter(list_transform(
-            case when answers_raw = '' then [] else string_split(answers_raw, {set_sep}) end,
-            lambda a: case when contains(trim(a), ':')
-                                or regexp_full_match(trim(a), '[0-9.]+') then trim(a)
-                           else lower(rtrim(trim(a), '.')) end),
-            lambda a: a not in ({empties}) and (contains(a, ':') or contains(a, '.'))
-                      and not regexp_matches(a, '\\s'))"""
-    options = (
-        f"delim={_sql_str(h.sep)}, header=false, skip={h.skip}, columns={spec}, quote='', "
-        "escape='', auto_detect=false, null_padding=true, strict_mode=false"
-        + (", compression='gzip'" if h.gzip else ", compression='none'")
-    )
-    if materialize:
-        keep = row_filter(set_sep, v6)
-        cands = "," + candidate_values(v4_all, internal)
-        rows = "ev"
-    else:
-        keep = row_filter_per_row(set_sep, v4_all, v6)
-        cands = ""
-        rows = f"(select *, {probe_keys(internal)} from ev)"
+    keep = row_filter_per_row(set_sep, v4_all, v6)
     return f"""
-      with ev as {"materialized" if materialize else "not materialized"} (
+      with ev as not materialized (
         select rn, ts_raw, client, server, query, answers_raw,
                split_part(answers_raw, {set_sep}, 1) as a1, {bad} as bad from (
           select rn, {ts} as ts_raw, {_ident(h.fields[-1])} as last_raw, __extra,
-                 {text("id.orig_h")} as client, {text("id.resp_h")} as server,
+                 {sql.text_of(sql.col("id.orig_h"))} as client,
+                 {sql.text_of(sql.col("id.resp_h"))} as server,
                  {query} as query, {answers_raw} as answers_raw
-          from (select row_number() over () as rn, *
-                from read_csv({_sql_str(str(path))}, {options}))
+          from (select row_number() over () as rn, * from {sql.read(str(path), h.skip, h.gzip)})
           where {ts} is null or not starts_with({ts}, '#')))
-      {cands}
       select {_sql_str(str(path))} as src, rn + {h.skip} as line, rn as eid,
-             to_timestamp(try_cast({text_of("ts_raw")} as DOUBLE)) as ts,
-             client, server, query, {answers} as answers, '' as host,
+             to_timestamp(try_cast({sql.text_of("ts_raw")} as DOUBLE)) as ts,
+             client, server, query, {sql.answers("answers_raw")} as answers, '' as host,
              '' as url, '' as url_norm, '' as md5, '' as sha1, '' as sha256, bad
-      from {rows} where {keep}"""
+      from (select *, {probe_keys(internal)} from ev) where {keep}"""

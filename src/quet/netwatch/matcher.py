@@ -13,6 +13,7 @@ from quet.indicators.model import Indicator, IndicatorType, normalise_url
 from quet.indicators.sets import IndicatorSet
 from quet.indicators.warninglists import WarninglistSet
 from quet.netwatch.records import NetEvent
+from quet.netwatch.sources import gc_paused
 
 T = IndicatorType
 CHUNK = 8192  # events looked up together: numpy's per-call cost is paid once per chunk
@@ -320,4 +321,6 @@ def match_events(
     m = Matcher(iset, warninglists, internal)
     it = iter(events)
     while batch := list(islice(it, chunk)):
-        yield from m.match_chunk(batch)
+        with gc_paused():  # never across a yield: only while one chunk is matched
+            hits = m.match_chunk(batch)
+        yield from hits

@@ -81,6 +81,63 @@ def open_text(path: Path, issues: IssueLog | None = None) -> Iterator[tuple[int,
             raise InputError(f"cannot read: {exc.strerror}", str(path)) from exc
 
 
+def open_blocks(
+    path: Path, issues: IssueLog | None = None, size: int = 1 << 22, lines: int = 4096
+) -> Iterator[tuple[int, list[str]]]:
+    """The lines of `open_text` in blocks: (number of the block's first line, its lines). A
+    plain file is read `size` bytes at a time and each block decoded at once (a newline byte is
+    never inside a UTF-8 sequence, so that equals decoding line by line); a gzip stream goes
+    through `open_text`, `lines` lines a block, so a corrupt stream ends where it did."""
+    path = Path(path)
+    try:
+        raw = path.open("rb")
+    except FileNotFoundError as exc:
+        raise InputError("no such file", path=str(path)) from exc
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=str(path)) from exc
+    with raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        if gzipped:
+            block: list[str] = []
+            first = 1
+            for lineno, text in open_text(path, issues):
+                if not block:
+                    first = lineno
+                block.append(text)
+                if len(block) >= lines:
+                    yield first, block
+                    block = []
+            if block:
+                yield first, block
+            return
+        first, rest = 1, b""
+        while True:
+            try:
+                data = raw.read(size)
+            except OSError as exc:
+                raise InputError(f"cannot read: {exc.strerror}", str(path)) from exc
+            buf = rest + data if rest else data
+            if not buf:
+                return
+            # Whole lines only; at the end of the file, the last line without its line end.
+            cut = buf.rfind(b"\n") + 1 if data else len(buf)
+            rest = buf[cut:]
+            if cut:
+                text = buf[:cut].decode("utf-8", errors="replace")
+                block = text.split("\n")
+                if block[-1] == "":
+                    block.pop()
+                if "\r" in text:
+                    block = [line.rstrip("\r") for line in block]
+                if first == 1 and block:
+                    block[0] = block[0].lstrip("\ufeff")
+                yield first, block
+                first += len(block)
+            if not data:
+                return
+
+
 def head(path: Path, n: int = 30) -> list[str]:
     """The first `n` lines of a log as text (gzip undone); fewer when the file is short or its
     gzip stream breaks early. A missing file is an InputError."""

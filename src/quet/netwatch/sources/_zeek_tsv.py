@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import partial
-from itertools import repeat
+from itertools import compress, repeat
+from operator import is_
 from typing import Any
 
 from quet.netwatch.records import NetEvent
@@ -31,6 +32,7 @@ _ORDER = (
 )
 _POSITIONAL = tuple(f.name for f in fields(NetEvent)) == _ORDER
 _DEFAULTS: dict[str, object] = {"client_port": 0, "server_port": 0, "ts": None}
+_ARROW_MIN = 256  # rows: a smaller block is split in Python (Arrow's fixed cost)
 
 
 def unescape(text: str) -> str:
@@ -159,9 +161,59 @@ class _Column:
             else:
                 if min(ports) >= 0 and max(ports) <= 65535:
                     return ports
-        vals = list(map(self.cache.get, texts))
-        if None in vals:  # no converter returns None: these are texts not seen yet
-            vals = self._fill(vals, texts, bad)
+        cache = self.cache
+        vals = list(map(cache.get, texts))
+        if None not in vals:  # no converter returns None: a None is a text not seen yet
+            return vals
+        # Each new text converted once, then the column looked up again: no Python loop
+        # over the rows.
+        new: dict[str, Any] = {}
+        for raw in set(compress(texts, map(is_, vals, repeat(None)))):
+            try:
+                val = self.convert(raw)
+            except (ValueError, TypeError):
+                val = None  # refused: the row goes the row-by-row way
+            else:
+                if isinstance(val, list):
+                    val = tuple(val)  # shared by every row with this text: each copies it
+            new[raw] = val
+        if len(cache) + len(new) > _CACHE_MAX:
+            cache.clear()
+            cache.update(zip(texts, vals, strict=True))  # this block's known texts stay
+        cache.update(new)
+        vals = list(map(cache.get, texts))
+        if None in vals:
+            for k, val in enumerate(vals):
+                if val is None:
+                    bad.add(k)
+                    vals[k] = ""
+        return vals
+
+    def decoded(self, texts: list[str], index: list[int], bad: set[int]) -> list[Any]:
+        """The values of a dictionary-encoded column: its distinct `texts` and each row's
+        `index` into them."""
+        cache = self.cache
+        conv = list(map(cache.get, texts))
+        if None in conv:
+            for k, raw in enumerate(texts):
+                if conv[k] is None:
+                    try:
+                        val = self.convert(raw)
+                    except (ValueError, TypeError):
+                        continue  # refused: the rows go the row-by-row way
+                    if isinstance(val, list):
+                        val = tuple(val)  # shared by every row with this text: each copies it
+                    if len(cache) >= _CACHE_MAX:
+                        cache.clear()
+                    conv[k] = cache[raw] = val
+        if len(conv) == 1 and conv[0] is not None:
+            return conv * len(index)
+        vals = list(map(conv.__getitem__, index))
+        if None in conv:
+            for k, val in enumerate(vals):
+                if val is None:
+                    bad.add(k)
+                    vals[k] = ""
         return vals
 
     def _fill(self, vals: list[Any], texts: list[str], bad: set[int]) -> list[Any]:
@@ -179,7 +231,7 @@ class _Column:
                     vals[k] = ""
                     continue
                 if isinstance(val, list):
-                    val = tuple(val)  # shared by every row with this text: each copies it
+                    val = tuple(val)
                 if len(cache) >= _CACHE_MAX:
                     cache.clear()
                 cache[raw] = val
@@ -238,13 +290,15 @@ class FastPlan:
             lines = [lines[k] for k in at]
         if not lines:
             return [], slow
-        flat = sep.join(lines).split(sep)
-        del lines
         bad: set[int] = set()
-        attrs: dict[str, list[Any]] = {"ts": self._times(flat[0::nf], bad)}
-        for col in self.columns:
-            attrs[col.attr] = col.values(flat[col.index :: nf], bad)
-        del flat
+        attrs = self._arrow_columns(lines, bad) if len(lines) >= _ARROW_MIN else None
+        if attrs is None:
+            flat = sep.join(lines).split(sep)
+            attrs = {"ts": self._times(flat[0::nf], bad)}
+            for col in self.columns:
+                attrs[col.attr] = col.values(flat[col.index :: nf], bad)
+            del flat
+        del lines
         clients = attrs["client"]
         if "" in clients:
             bad.update(k for k, c in enumerate(clients) if not c)
@@ -266,6 +320,62 @@ class FastPlan:
             for a in _ORDER
         ]
         return list(map(NetEvent, *args)), slow
+
+    def _arrow_columns(self, lines: list[str], bad: set[int]) -> dict[str, list[Any]] | None:
+        """The columns of a block of rows (each with the right number of separators) read by
+        Arrow's CSV reader: only the columns the events need become Python values, each
+        distinct text of a column converted once (dictionary-encoded). None when Arrow cannot
+        read the block the way the split does (a carriage return inside a row)."""
+        if self.sep in "\r\n":
+            return None
+        try:
+            data = "\n".join(lines).encode()
+        except UnicodeEncodeError:
+            return None
+        if b"\r" in data:
+            return None
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        names = [f"f{i}" for i in range(self.nfields)]
+        text = pa.dictionary(pa.int32(), pa.string())
+        wanted = {0: pa.string(), **{c.index: text for c in self.columns}}
+        try:
+            table = pcsv.read_csv(
+                pa.py_buffer(data),
+                read_options=pcsv.ReadOptions(
+                    column_names=names, use_threads=False, block_size=len(data) + 1
+                ),
+                parse_options=pcsv.ParseOptions(
+                    delimiter=self.sep,
+                    quote_char=False,
+                    escape_char=False,
+                    double_quote=False,
+                    ignore_empty_lines=False,
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    include_columns=[names[i] for i in wanted],
+                    column_types={names[i]: t for i, t in wanted.items()},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                    null_values=[],
+                ),
+            )
+        except (pa.ArrowInvalid, ValueError):
+            return None
+        if table.num_rows != len(lines):
+            return None
+        # Through numpy: to_pylist() makes an Arrow scalar per value first.
+        times = table.column(names[0]).to_numpy().tolist()
+        attrs: dict[str, list[Any]] = {"ts": self._times(times, bad)}
+        for col in self.columns:
+            chunks = table.column(names[col.index]).chunks
+            if len(chunks) != 1:
+                return None
+            texts = chunks[0].dictionary.to_numpy(zero_copy_only=False).tolist()
+            index = chunks[0].indices.to_numpy().tolist()
+            attrs[col.attr] = col.decoded(texts, index, bad)
+        return attrs
 
     def _times(self, texts: list[str], bad: set[int]) -> list[datetime | None]:
         if self.float_ok:

@@ -24,7 +24,7 @@ from quet.netwatch.sources import (
     norm_name,
     norm_port,
     norm_proto,
-    open_text,
+    open_blocks,
     parse_ts,
     register,
 )
@@ -397,20 +397,9 @@ def read(path: Path, issues: IssueLog, log: str = "") -> Iterator[NetEvent]:
     (TSV), else `log`, else the file name. Rows of logs we do not support that lack
     id.orig_h/id.resp_h are reported once per log type at line 0 and skipped."""
     reader = _Reader(str(path), log or _stem(Path(path).name), issues)
-    batch: list[str] = []
-    first = 1
-    for lineno, line in open_text(Path(path), issues):
-        if not batch:
-            first = lineno
-        batch.append(line)
-        if len(batch) >= BATCH:
-            with gc_paused():  # never across a yield: only while one batch is parsed
-                events = reader.lines(batch, first)
-            yield from events
-            batch = []
-    if batch:
-        with gc_paused():
-            events = reader.lines(batch, first)
+    for first, lines in open_blocks(Path(path), issues, lines=BATCH):
+        with gc_paused():  # never across a yield: only while one block is parsed
+            events = reader.lines(lines, first)
         yield from events
 
 
