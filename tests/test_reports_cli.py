@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -175,6 +175,11 @@ def test_generate_defaults_the_unit_report_and_monthly(
     assert bad.returncode == 2 and "docx, xlsx or pdf" in bad.stderr
     bad = quet("report", "generate", "--org", "NOPE", "-o", str(out), env=env)
     assert bad.returncode == 2 and "NOPE" in bad.stderr
+    # A missing folder is refused, never created behind the person's back.
+    nowhere = tmp_path / "khong-co" / "a.docx"
+    bad = quet("report", "generate", "--org", "CB-A", "-o", str(nowhere), env=env)
+    assert bad.returncode == 2 and "No folder" in bad.stderr and str(nowhere.parent) in bad.stderr
+    assert not nowhere.parent.exists()
 
 
 def test_status_and_remind(world_db: tuple[str, int], tmp_path: Path) -> None:
@@ -184,12 +189,14 @@ def test_status_and_remind(world_db: tuple[str, int], tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "Sở Y tế tỉnh Cao Bằng" in r.stdout and "Submitted" in r.stdout
     assert "1/3 units reported; 2 missing" in r.stdout
+    # The deadline with its phase, and per unit the deadline its late flag is judged by.
+    deadline = (TODAY + timedelta(days=10)).isoformat()
+    assert f"Đợt 1: report deadline {deadline}" in r.stdout
+    assert r.stdout.count(f"Đợt 1 {deadline}") == 3
     # Nothing is due 10 days before the deadline.
     r = quet("report", "remind", env=env)
     assert r.returncode == 0 and "No reminders are due" in r.stdout
     # Move the deadline to 3 days ahead, then remind through a real SMTP server.
-    from datetime import timedelta
-
     import sqlalchemy as sa
 
     from quet.store.models import Phase

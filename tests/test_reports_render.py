@@ -870,3 +870,97 @@ def test_render_bytes() -> None:
     assert render_bytes(monthly_report(), "pdf")[:5] == b"%PDF-"
     with pytest.raises(ValueError, match="docx, xlsx, pdf"):
         render_bytes(report, "odt")
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+def no_data_monthly() -> MonthlyTechnicalReport:
+    """A month without statistics: no figure for the month, last month or last year (None, never
+    0); an unknown province and operator; the issuer's abbreviation for the number."""
+    report = monthly_report()
+    report.number = ""
+    report.issuer_short = "TTGSATKGMQG"
+    report.ips_month = None
+    report.ips_previous_month = None
+    report.ips_same_month_last_year = None
+    report.daily = []
+    report.by_province = [Ranked("Hà Nội", 12, 3), Ranked("", 40, None)]
+    report.by_isp = [Ranked("  ", 5, None)]
+    return report
+
+
+def test_monthly_without_data_says_so_in_every_format(tmp_path: Path) -> None:
+    import docx
+    import openpyxl
+
+    from quet.reports.docx import render_monthly_docx
+    from quet.reports.labels import monthly_summary
+    from quet.reports.pdf import render_monthly_pdf
+    from quet.reports.xlsx import render_monthly_xlsx
+
+    report = no_data_monthly()
+    assert MonthlyTechnicalReport.change(None, 5) is None
+    sentence = monthly_summary(report)
+    assert "chưa có dữ liệu" in sentence.lower() and " 0 " not in sentence
+    assert "no botnet data" in monthly_summary(report, "en")
+    # Last month missing but this month known: said, not compared with 0.
+    known = monthly_report()
+    known.ips_previous_month = None
+    assert "tháng trước chưa có dữ liệu" in monthly_summary(known)
+    assert "no data for the previous month" in monthly_summary(known, "en")
+
+    render_monthly_docx(report, tmp_path / "m.docx")
+    document = docx.Document(str(tmp_path / "m.docx"))
+    texts = [p.text for p in document.paragraphs]
+    assert sentence in texts
+    trend = document.tables[1]
+    assert [trend.cell(1, i).text for i in (1, 2, 3)] == ["—", "—", "—"]
+    assert document.tables[0].cell(1, 0).paragraphs[0].text == "Số:      /BC-TTGSATKGMQG"
+    provinces = next(t for t in document.tables if t.cell(0, 1).text == "Tỉnh, thành phố")
+    assert [provinces.cell(i, 1).text for i in (1, 2)] == ["Hà Nội", "Không rõ"]
+    isps = next(t for t in document.tables if t.cell(0, 1).text == "Nhà cung cấp dịch vụ")
+    assert isps.cell(1, 1).text == "Không rõ"
+
+    render_monthly_xlsx(report, tmp_path / "m.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "m.xlsx")
+    overview = book["Tổng quan"]
+    rows = list(overview.iter_rows(min_row=5, max_row=7, values_only=True))
+    assert [r[1] for r in rows] == [None, None, None]  # empty, not 0
+    cells = [c for row in overview.iter_rows(values_only=True) for c in row if c]
+    assert sentence in cells
+    province = list(book["Theo tỉnh, thành phố"].iter_rows(min_row=4, values_only=True))
+    assert province[1][1] == "Không rõ"
+
+    render_monthly_pdf(report, tmp_path / "m.pdf")
+    text_ = flat(pdf_text(tmp_path / "m.pdf"))
+    assert flat(sentence) in text_ and "Không rõ" in text_ and "/BC-TTGSATKGMQG" in text_
+
+
+def test_annex_note_overdue_is_not_late_submission() -> None:
+    from quet.reports.labels import annex_note
+
+    when = datetime(2026, 1, 3, tzinfo=UTC)
+    values: dict[str, int | float | None] = {}
+    missing = AnnexRow("A", "Huyện A", "missing", True, None, values)
+    draft = AnnexRow("B", "Huyện B", "draft", True, None, values)
+    came_late = AnnexRow("C", "Huyện C", "submitted", True, when, values)
+    on_time = AnnexRow("D", "Huyện D", "accepted", False, when, values)
+    assert annex_note(missing) == "chưa báo cáo; quá hạn"
+    assert annex_note(missing, "en") == "not reported; overdue"
+    assert annex_note(draft) == "đang soạn; quá hạn"
+    assert annex_note(came_late) == "nộp muộn" and annex_note(on_time) == ""
+
+
+def test_one_name_for_the_accepted_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quet.cli import report as cli_report  # registers the CLI strings
+    from quet.i18n import t
+    from quet.reports.labels import status_label
+    from quet.server.web import i18n as web_i18n
+    from quet.server.web.pages import reports as pages  # registers the page strings
+
+    assert cli_report.app is not None and pages.router is not None
+    monkeypatch.setenv("QUET_LANG", "vi")
+    assert status_label("accepted") == "Đã chấp nhận"
+    assert t("report.status.accepted") == "Đã chấp nhận"
+    assert web_i18n.translator("vi")("report.status.accepted") == "Đã chấp nhận"

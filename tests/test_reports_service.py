@@ -373,6 +373,7 @@ def test_monthly_report_reads_the_botnet_statistics(db_session: Session) -> None
     world = rd.build(s, TODAY)
     month = date(2026, 10, 1)
     cb = rd.org(s, "CB")
+    cb.sector = "government"  # a state agency: listed under section 5
     rows = [
         ("month", month, "all", "", "", 1000),
         ("month", date(2026, 9, 1), "all", "", "", 1250),
@@ -409,6 +410,25 @@ def test_monthly_report_reads_the_botnet_statistics(db_session: Session) -> None
     assert status["CB"].reported and not status["DN"].reported
     assert (status["CB"].received, status["CB"].deployed) == (4, 3)
     assert doc.issuer == "TRUNG TÂM GIÁM SÁT AN TOÀN KHÔNG GIAN MẠNG QUỐC GIA"
+    # Defect 13: a signature block and the issuer's abbreviation in the number.
+    assert doc.signer_title == "THỦ TRƯỞNG ĐƠN VỊ" and doc.issuer_short == "TTGSATKGMQG"
+    from quet.reports.docx import render_monthly_docx
+    from quet.reports.labels import number_line
+
+    assert number_line(doc.number, "BC", doc.issuer_short, "vi") == "Số:      /BC-TTGSATKGMQG"
+    import io
+
+    import docx
+
+    buffer = io.BytesIO()
+    render_monthly_docx(doc, buffer)
+    texts = [
+        p.text
+        for t in docx.Document(io.BytesIO(buffer.getvalue())).tables
+        for c in t._cells
+        for p in c.paragraphs
+    ]
+    assert "THỦ TRƯỞNG ĐƠN VỊ" in texts and "Số:      /BC-TTGSATKGMQG" in texts
 
 
 def test_report_rows_exist_once_per_campaign_and_org(db_session: Session) -> None:
@@ -432,3 +452,208 @@ def test_migration_0008_matches_the_models(server_app: FastAPI) -> None:
     with server_app.state.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert [d for d in diff if "report" in repr(d)] == []
+
+
+# -- review fixes (defects 3-7, 12, 13, 17, 21) -------------------------------------------------
+def _stat(s: Session, period: str, start: date, dim: str, key: str, label: str, ips: int) -> None:
+    s.add(BotnetStat(period=period, start=start, dim=dim, key=key, label=label, ips=ips))
+
+
+def test_monthly_state_agencies_are_all_government_units(db_session: Session) -> None:
+    s = db_session
+    rd.build(s, TODAY)
+    from quet.server.services import orgs
+
+    month, before = date(2026, 10, 1), date(2026, 9, 1)
+    cb = rd.org(s, "CB")
+    cb.sector = "government"  # CB-A and CB-C inherit it; CB-B is a bank: not a state agency
+    rd.org(s, "CB-B").sector = "finance"
+    extra = []
+    for i in range(11):  # more state agencies than a top-10 list holds
+        extra.append(orgs.create(s, f"CB-X{i}", f"Ủy ban nhân dân xã Số {i}", "department", cb))
+    s.flush()
+    _stat(s, "month", month, "all", "", "", 5000)
+    _stat(s, "month", month, "org", "", "", 4000)  # the unattributed bucket
+    _stat(s, "month", month, "org", str(cb.id), cb.name, 40)
+    _stat(s, "month", month, "org", str(rd.org(s, "CB-A").id), "x", 30)
+    _stat(s, "month", month, "org", str(rd.org(s, "CB-B").id), "bank", 500)
+    _stat(s, "month", month, "org", str(rd.org(s, "DN").id), "dn", 200)  # no sector
+    for i, o in enumerate(extra):
+        _stat(s, "month", month, "org", str(o.id), o.name, 20 - i)
+    _stat(s, "month", before, "org", str(cb.id), cb.name, 25)
+    _stat(s, "month", month, "province", "", "", 3000)  # unknown province: biggest, shown last
+    _stat(s, "month", month, "province", "Cao Bằng", "Cao Bằng", 120)
+    _stat(s, "month", month, "asn", "", "", 70)
+    _stat(s, "month", month, "asn", "45899", "VNPT", 500)
+    s.commit()
+    doc = report_monthly.build_monthly_report(s, month)
+    agencies = [(r.label, r.value, r.previous) for r in doc.state_agency_ips]
+    assert len(agencies) == 13  # CB, CB-A and the 11 communes: all of them, not a top 10
+    assert agencies[0] == (cb.name, 40, 25)
+    assert agencies[1] == ("Sở Y tế tỉnh Cao Bằng", 30, None)
+    names = {a[0] for a in agencies}
+    assert "Sở Tài chính tỉnh Cao Bằng" not in names and "" not in names
+    assert not any("Đà Nẵng" in n for n in names)
+    assert [(r.label, r.value) for r in doc.by_province] == [("Cao Bằng", 120), ("", 3000)]
+    assert [(r.label, r.value) for r in doc.by_isp] == [("VNPT", 500), ("", 70)]
+
+
+def test_a_month_without_data_is_no_data_not_zero(db_session: Session) -> None:
+    s = db_session
+    rd.build(s, TODAY)
+    _stat(s, "month", date(2026, 10, 1), "all", "", "", 1000)
+    s.commit()
+    empty = report_monthly.build_monthly_report(s, date(2019, 1, 1))
+    assert empty.ips_month is None and empty.ips_previous_month is None
+    assert empty.ips_same_month_last_year is None
+    # Data this month, none last month nor last year: those are unknown, not 0.
+    doc = report_monthly.build_monthly_report(s, date(2026, 10, 1))
+    assert doc.ips_month == 1000
+    assert doc.ips_previous_month is None and doc.ips_same_month_last_year is None
+    assert doc.change(doc.ips_month, doc.ips_previous_month) is None
+    from quet.reports.labels import monthly_summary
+
+    assert "Chưa có dữ liệu" in monthly_summary(empty)
+    assert report_document.render_bytes(empty, "docx")[:2] == b"PK"  # renders, no crash
+
+
+def _two_phases(s: Session, world: rd.World) -> None:
+    """Phase 1 (60 to 30 days ago, report deadline 25 days ago) and phase 2 (running, deadline
+    in 25 days)."""
+    from quet.store.models import Phase
+
+    c = world.campaign
+    [p1] = c.phases
+    p1.name, p1.starts = "Đợt 1", TODAY - timedelta(days=60)
+    p1.ends, p1.report_deadline = TODAY - timedelta(days=30), TODAY - timedelta(days=25)
+    p2 = Phase(
+        campaign_id=c.id,
+        number=2,
+        name="Đợt 2",
+        starts=TODAY - timedelta(days=29),
+        ends=TODAY + timedelta(days=20),
+        report_deadline=TODAY + timedelta(days=25),
+    )
+    s.add(p2)
+    s.flush()
+    s.refresh(c)
+    assert [p.number for p in c.phases] == [1, 2]
+
+
+def test_a_submitted_report_keeps_its_phase(db_session: Session) -> None:
+    s = db_session
+    world = rd.build(s, TODAY)
+    _two_phases(s, world)
+    c, unit = world.campaign, rd.org(s, "CB-A")
+    when = datetime.combine(TODAY - timedelta(days=40), datetime.min.time(), UTC)
+    reports.submit(s, rd.principal(s, "a", "officer", "CB-A"), c, unit, now=when)
+    s.commit()
+    v = reports.view(s, c, unit)
+    assert v.phase is not None and v.phase.label == "Đợt 1"
+    assert v.deadline == TODAY - timedelta(days=25) and not v.late
+    doc = report_document.document(s, v)
+    assert doc.phase == "Đợt 1" and doc.deadline == TODAY - timedelta(days=25)
+    assert "(Đợt 1)" in doc.body[0]
+    # A snapshot without the phase (older rows): the phase whose dates contain the submission.
+    row = reports.get_report(s, c, unit)
+    assert row is not None
+    row.figures = {k: v for k, v in row.figures.items() if k != "phase"}
+    s.commit()
+    assert report_document.build_campaign_report(s, c, unit).phase == "Đợt 1"
+
+
+def test_the_deadline_shown_agrees_with_late(db_session: Session) -> None:
+    from quet.server.services import campaigns
+
+    s = db_session
+    world = rd.build(s, TODAY)
+    _two_phases(s, world)
+    c = world.campaign
+    # No report and phase 1's deadline has passed: late, and the deadline shown is that one.
+    v = reports.view(s, c, rd.org(s, "CB-B"))
+    assert v.late and campaigns.is_late(c, None, TODAY)
+    assert v.deadline == TODAY - timedelta(days=25) < TODAY and v.phase is not None
+    assert v.phase.label == "Đợt 1"
+    # The parent's annex says the same of it.
+    line = next(x for x in reports.view(s, c, rd.org(s, "CB")).children if x.org.code == "CB-B")
+    assert line.late and line.phase == v.phase
+    # Before any deadline passed: the running phase's deadline, not late.
+    early = reports.view(s, c, rd.org(s, "CB-B"), today=TODAY - timedelta(days=40))
+    assert not early.late and early.deadline == TODAY - timedelta(days=25)
+    # Reported in phase 2, before its deadline, after phase 1's: late against phase 1's.
+    reports.submit(s, rd.principal(s, "b", "officer", "CB-B"), c, rd.org(s, "CB-B"))
+    s.commit()
+    after = reports.view(s, c, rd.org(s, "CB-B"))
+    assert after.status == "submitted" and after.late
+    assert after.phase == v.phase and after.deadline < TODAY
+
+
+def test_the_place_keeps_names_after_a_person(db_session: Session) -> None:
+    from quet.server.services import orgs
+
+    place = report_document.place_name
+    assert place("Thành phố Hồ Chí Minh") == "Thành phố Hồ Chí Minh"
+    assert place("Sở Thông tin và Truyền thông Thành phố Hồ Chí Minh") == "Thành phố Hồ Chí Minh"
+    assert place("TP. Hồ Chí Minh") == "Thành phố Hồ Chí Minh"
+    assert place("Tỉnh Cao Bằng") == "Cao Bằng" and place("Thành phố Đà Nẵng") == "Đà Nẵng"
+    s = db_session
+    root = orgs.root(s)
+    assert root is not None
+    hcm = orgs.create(
+        s, "HCM", "Sở Thông tin và Truyền thông Thành phố Hồ Chí Minh", "province", root
+    )
+    unit = orgs.create(s, "HCM-A", "Sở Y tế", "department", hcm)
+    s.flush()
+    assert report_document.default_place(s, unit) == "Thành phố Hồ Chí Minh"
+
+
+def test_overrides_must_agree_with_the_other_figures(db_session: Session) -> None:
+    s = db_session
+    world = rd.build(s, TODAY)
+    rd.add_unit_data(s, world)  # devices 5, scanned 3, infected 2, cleaned 1
+    me = rd.principal(s, "a", "officer", "CB-A")
+    c, unit = world.campaign, rd.org(s, "CB-A")
+    refused = (
+        ("scanned", 500, "đã rà quét"),  # > devices 5
+        ("devices", 2, "đã rà quét"),  # < scanned 3
+        ("infected", 4, "nhiễm mã độc"),  # > scanned 3
+        ("cleaned", 3, "bóc gỡ"),  # > infected 2
+        ("deployed", 5, "triển khai"),  # > received 1
+    )
+    for key, value, words in refused:
+        with pytest.raises(InputError, match=words):
+            reports.override(s, me, c, unit, key, value, "lý do")
+    # Raising both sides in the right order is fine; then dropping the larger one is refused.
+    reports.override(s, me, c, unit, "devices", 600, "máy chủ ngoài mạng")
+    reports.override(s, me, c, unit, "scanned", 500, "rà quét thủ công")
+    with pytest.raises(InputError, match="mâu thuẫn"):
+        reports.override(s, me, c, unit, "devices", None, "quay về số đo")
+    assert reports.view(s, c, unit).values["scanned"] == 500
+
+
+def test_rows_1_2_say_their_source_and_missing_counts_every_level(db_session: Session) -> None:
+    s = db_session
+    world = rd.build(s, TODAY, deadline_in=-2)
+    c = world.campaign
+    for code in ("CB-A", "CB-C"):
+        reports.submit(s, rd.principal(s, code.lower(), "officer", code), c, rd.org(s, code))
+    reports.submit(s, rd.principal(s, "cb", "officer", "CB"), c, rd.org(s, "CB"))
+    s.commit()
+    national = reports.view(s, c, rd.org(s, "VN"))
+    assert national.missing == ["Sở Thông tin và Truyền thông thành phố Đà Nẵng"]
+    assert national.missing_below == ["Sở Tài chính tỉnh Cao Bằng", "Sở Y tế thành phố Đà Nẵng"]
+    assert national.notes["devices"] == "3 đơn vị chưa báo cáo (1 trực thuộc, 2 cấp dưới)"
+    assert national.notes["received"] == "theo dữ liệu tiếp nhận của hệ thống"
+    assert national.notes["deployed"] == "theo dữ liệu tiếp nhận của hệ thống"
+    doc = report_document.document(s, national)
+    assert any("Sở Y tế thành phố Đà Nẵng" in p for p in doc.body)
+    # The missing province's annex row past the deadline: overdue, never "nộp muộn".
+    from quet.reports.labels import annex_note
+
+    row = next(r for r in doc.annexes[0].rows if r.code == "DN")
+    assert annex_note(row) == "chưa báo cáo; quá hạn"
+    # Frozen with the root's snapshot too.
+    reports.submit(s, rd.principal(s, "admin2", "admin", "VN"), c, rd.org(s, "VN"))
+    s.commit()
+    frozen = reports.view(s, c, rd.org(s, "VN"))
+    assert frozen.locked and frozen.missing_below == national.missing_below

@@ -69,6 +69,7 @@ def test_api_workflow_and_downloads(server_app: FastAPI, client: TestClient) -> 
     _as(client, "canbo.cba")
     mine = client.get(f"/api/v1/reports/{cid}").json()
     assert mine["org_code"] == "CB-A" and mine["status"] == "draft"
+    assert mine["phase"] == "Đợt 1" and not mine["late"]
     figures = {f["key"]: f for f in mine["figures"]}
     assert figures["devices"]["value"] == 5 and figures["coverage"]["value"] == 40.0
     assert figures["received"]["label"].startswith("Tổng số cơ quan, tổ chức, doanh nghiệp")
@@ -82,6 +83,9 @@ def test_api_workflow_and_downloads(server_app: FastAPI, client: TestClient) -> 
     assert r.status_code == 400 and "reason" in r.json()["detail"]
     r = client.put(f"{url}/overrides/devices", json={"value": -1, "reason": "x"})
     assert r.status_code == 400
+    # A figure that contradicts the others: 500 scanned of 5 devices.
+    r = client.put(f"{url}/overrides/scanned", json={"value": 500, "reason": "x"})
+    assert r.status_code == 400 and "mâu thuẫn" in r.json()["detail"]
     r = client.put(f"{url}/overrides/devices", json={"value": 6, "reason": "Thêm 1 máy chủ"})
     assert r.status_code == 200
     row = next(f for f in r.json()["figures"] if f["key"] == "devices")
@@ -235,6 +239,8 @@ def test_officer_overrides_submits_and_the_province_accepts(
     text = b.goto(f"{base}{href}")
     assert "Tổng số cơ quan, tổ chức, doanh nghiệp nhận được thông tin về chiến dịch" in text
     assert b.js("document.querySelector('#figures tr[data-key=devices] .value').innerText") == "5"
+    # The deadline is shown with its phase, the one the late flag is judged by.
+    assert b.js("document.querySelector('.phase').innerText") == "Đợt 1"
 
     # Part 1, then an override with its reason.
     text = b.submit(
@@ -289,7 +295,7 @@ def test_officer_overrides_submits_and_the_province_accepts(
     assert _fetch_type(b, month) == f"200 {MEDIA['pdf']}"
     b.goto(f"{base}/reports/{cid}/CB-A")
     b.submit("document.querySelector('#accept').click()")
-    assert b.js("document.querySelector('#status').innerText").strip() == "Đã tiếp nhận"
+    assert b.js("document.querySelector('#status').innerText").strip() == "Đã chấp nhận"
     # The province's own report counts CB-A's submitted figures (1.205 devices).
     b.goto(f"{base}/reports/{cid}/CB")
     assert (

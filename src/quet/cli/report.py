@@ -41,12 +41,14 @@ tr("report.col.org", "Đơn vị", "Organisation")
 tr("report.col.status", "Trạng thái", "Status")
 tr("report.col.submitted", "Ngày gửi", "Submitted")
 tr("report.col.late", "Quá hạn", "Late")
-tr("report.title", "{campaign} — hạn báo cáo {deadline}", "{campaign} — report deadline {deadline}")
+tr("report.title", "{campaign} — {phase}: hạn báo cáo {deadline}", "{campaign} — {phase}: report deadline {deadline}")  # fmt: skip
+tr("report.col.deadline", "Hạn áp dụng", "Deadline")
+tr("report.no_folder", "Không có thư mục {path}: tạo thư mục trước", "No folder {path}: create it first")  # fmt: skip
 tr("report.summary", "{done}/{total} đơn vị đã báo cáo; {missing} chưa báo cáo; {late} quá hạn", "{done}/{total} units reported; {missing} missing; {late} late")  # fmt: skip
 for _status, _vi, _en in (
     ("draft", "Nháp", "Draft"),
     ("submitted", "Đã gửi", "Submitted"),
-    ("accepted", "Đã tiếp nhận", "Accepted"),
+    ("accepted", "Đã chấp nhận", "Accepted"),
     ("returned", "Bị trả lại", "Returned"),
     ("missing", "Chưa báo cáo", "Not reported"),
 ):
@@ -177,6 +179,8 @@ def generate_cmd(
     from quet.server.services import report_document, report_monthly
 
     chosen = _format(fmt, output)
+    if not output.parent.is_dir():  # never create folders behind the person's back
+        raise InputError(t("report.no_folder", path=str(output.parent)))
     with _session(_settings(database_url)) as session:
         where = _org(session, org)
         if monthly:
@@ -189,7 +193,6 @@ def generate_cmd(
                 session, _campaign(session, campaign, where), where
             )
         content = report_document.render_bytes(doc, chosen, lang=lang)
-    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(content)
     out.print(t("report.written", path=escape(str(output)), size=_size(output.stat().st_size)))
 
@@ -247,14 +250,21 @@ def status_cmd(
         where = _org(session, org)
         chosen = _campaign(session, campaign, where)
         v = reports.view(session, chosen, where, now=datetime.now(UTC))
+        phase = v.phase.label if v.phase is not None else ""
         table = Table(
-            title=t("report.title", campaign=escape(chosen.name), deadline=v.deadline),
+            title=t(
+                "report.title",
+                campaign=escape(chosen.name),
+                phase=escape(phase),
+                deadline=v.deadline,
+            ),
             show_edge=False,
         )
         for key in (
             "report.col.org",
             "report.col.status",
             "report.col.submitted",
+            "report.col.deadline",
             "report.col.late",
         ):
             table.add_column(t(key))
@@ -266,6 +276,7 @@ def status_cmd(
                 f"{escape(line.org.code)}  {escape(line.org.name)}",
                 f"[{colour}]{t('report.status.' + line.status)}[/]",
                 line.submitted_at.strftime("%Y-%m-%d %H:%M") if line.submitted_at else "—",
+                f"{escape(line.phase.label)} {line.phase.deadline}" if line.phase else "—",
                 "[red]✓[/]" if line.late else "",
             )
         done = sum(1 for line in v.children if line.values is not None)

@@ -126,8 +126,8 @@ class MonthlyTechnicalReport:
     place: str
     day: date
     month: date  # the 1st of the month reported on
-    ips_month: int  # unique botnet IPs in the month
-    ips_previous_month: int | None
+    ips_month: int | None  # unique botnet IPs in the month; None: no statistics for the month
+    ips_previous_month: int | None  # None: no statistics for that month ("chưa có dữ liệu")
     ips_same_month_last_year: int | None
     daily: list[TrendPoint]  # the month's days (and, for the chart, the months before if given)
     by_family: list[Ranked]
@@ -141,10 +141,11 @@ class MonthlyTechnicalReport:
     recipients: list[str] = field(default_factory=list)  # "Nơi nhận:" lines; none: "- Lưu: VT."
     signer_title: str = ""  # "GIÁM ĐỐC"; "" prints no signature block
     signer_name: str = ""
+    issuer_short: str = ""  # abbreviation used in "Số: 12/BC-TTGSATKGMQG" ("" prints "/BC")
 
     @staticmethod
-    def change(now: int, before: int | None) -> float | None:
+    def change(now: int | None, before: int | None) -> float | None:
         """Percentage change, None when there is nothing to compare with."""
-        if before is None or before == 0:
+        if now is None or before is None or before == 0:
             return None
         return (now - before) * 100.0 / before

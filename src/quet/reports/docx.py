@@ -59,6 +59,7 @@ from quet.reports.labels import (
     figure_note,
     monthly_summary,
     number_line,
+    ranked_label,
     status_label,
     text,
 )
@@ -345,7 +346,7 @@ def _ranked_table(out: DocxDocument, rows: Sequence[Ranked], label: str, lang: s
     for i, (row, item) in enumerate(zip(table.rows[1:], rows, strict=True), start=1):
         cells = row.cells
         cell_text(cells[0], str(i), TABLE_PT, CENTER)
-        cell_text(cells[1], item.label, TABLE_PT, LEFT)
+        cell_text(cells[1], ranked_label(item.label, lang), TABLE_PT, LEFT)
         cell_text(cells[2], vn_number(item.value, lang=lang), TABLE_PT, RIGHT)
         if with_previous:
             cell_text(cells[3], vn_number(item.previous, lang=lang), TABLE_PT, RIGHT)
@@ -425,7 +426,7 @@ def render_monthly_docx(doc: MonthlyTechnicalReport, target: Target, *, lang: st
         out,
         doc.parent_body,
         doc.issuer,
-        number_line(doc.number, "BC", "", lang),
+        number_line(doc.number, "BC", doc.issuer_short, lang),
         "",
         doc.place,
         doc.day,

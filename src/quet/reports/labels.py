@@ -43,6 +43,9 @@ _TEXT: dict[str, tuple[str, str]] = {
     "late_units": ("Đơn vị báo cáo muộn", "Units that reported late"),
     "not_reported": ("chưa báo cáo", "not reported"),
     "reported_late": ("nộp muộn", "late"),
+    "overdue": ("quá hạn", "overdue"),
+    "unknown": ("Không rõ", "Unknown"),
+    "no_data": ("chưa có dữ liệu", "no data"),
     "none": ("Không có", "None"),
     "yes": ("Có", "Yes"),
     "no": ("Không", "No"),
@@ -107,15 +110,23 @@ def status_label(status: str, lang: str = "vi") -> str:
 
 
 def annex_note(row: AnnexRow, lang: str = "vi") -> str:
-    """Ghi chú of an annex row: "chưa báo cáo" for a missing unit, "nộp muộn" for a late one."""
+    """Ghi chú of an annex row: "chưa báo cáo" for a missing unit ("chưa báo cáo; quá hạn" once
+    the deadline has passed), "nộp muộn" for a report that came after it."""
     notes = []
     if row.status == "missing":
         notes.append(text("not_reported", lang))
     elif row.status in ("draft", "returned"):
         notes.append(status_label(row.status, lang).lower())
     if row.late:
-        notes.append(text("reported_late", lang))
+        # Late without a report is overdue; only a report that came can be "nộp muộn".
+        submitted = row.status in ("submitted", "accepted") and row.submitted_at is not None
+        notes.append(text("reported_late" if submitted else "overdue", lang))
     return "; ".join(notes)
+
+
+def ranked_label(label: str, lang: str = "vi") -> str:
+    """A "by …" table's label; a blank one (no province, no operator known) is "Không rõ"."""
+    return label.strip() or text("unknown", lang)
 
 
 def number_line(number: str, kind: str, short: str, lang: str) -> str:
@@ -149,9 +160,14 @@ def attached_line(doc: CampaignReport, lang: str = "vi") -> str:
 
 
 def monthly_summary(doc: MonthlyTechnicalReport, lang: str = "vi") -> str:
-    """The trend sentence both the DOCX and the HTML print under section 1."""
+    """The trend sentence both the DOCX and the HTML print under section 1; a month without
+    statistics says "chưa có dữ liệu", never 0."""
     month = vn_month(doc.month, lang)
     parts = []
+    if doc.ips_month is None:
+        if lang == "en":
+            return f"There is no botnet data for {month} yet."
+        return f"Chưa có dữ liệu về địa chỉ IP botnet trong {month}."
     if lang == "en":
         parts.append(
             f"In {month} {vn_number(doc.ips_month, lang=lang)} unique botnet IP "
@@ -162,7 +178,9 @@ def monthly_summary(doc: MonthlyTechnicalReport, lang: str = "vi") -> str:
             ("the same month last year", doc.ips_same_month_last_year),
         ):
             change = MonthlyTechnicalReport.change(doc.ips_month, before)
-            if change is not None:
+            if before is None:
+                parts.append(f"no data for {label}")
+            elif change is not None:
                 parts.append(
                     f"{vn_change(change, lang)} against {label} ({vn_number(before, lang=lang)})"
                 )
@@ -173,7 +191,9 @@ def monthly_summary(doc: MonthlyTechnicalReport, lang: str = "vi") -> str:
         ("so với cùng kỳ năm trước", doc.ips_same_month_last_year),
     ):
         change = MonthlyTechnicalReport.change(doc.ips_month, before)
-        if change is not None:
+        if before is None:
+            parts.append(f"{label.replace('so với ', '')} chưa có dữ liệu")
+        elif change is not None:
             word = "tăng" if change > 0 else "giảm" if change < 0 else "không đổi"
             amount = "" if change == 0 else " " + vn_change(abs(change)).lstrip("+")
             parts.append(f"{word}{amount} {label} ({vn_number(before)})")

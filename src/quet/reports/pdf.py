@@ -31,6 +31,7 @@ from quet.reports.labels import (
     figure_note,
     monthly_summary,
     number_line,
+    ranked_label,
     status_label,
     text,
 )
@@ -95,6 +96,7 @@ def _env() -> jinja2.Environment:
         vn_month=vn_month,
         status_label=status_label,
         annex_note=annex_note,
+        ranked_label=ranked_label,
         attached_line=attached_line,
         figure_note=figure_note,
         monthly_summary=monthly_summary,

@@ -16,7 +16,14 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from quet.reports.dates import short_date, vn_date_line, vn_month
 from quet.reports.document import CampaignReport, MonthlyTechnicalReport, Ranked
-from quet.reports.labels import annex_note, figure_note, status_label, text
+from quet.reports.labels import (
+    annex_note,
+    figure_note,
+    monthly_summary,
+    ranked_label,
+    status_label,
+    text,
+)
 
 Target = str | os.PathLike[str] | IO[bytes]
 
@@ -217,7 +224,13 @@ def _ranked_sheet(book: Workbook, name: str, label: str, rows: Sequence[Ranked],
     for i, row in enumerate(rows, start=1):
         change = MonthlyTechnicalReport.change(row.value, row.previous)
         body.append(
-            [i, row.label, row.value, row.previous, None if change is None else round(change, 2)]
+            [
+                i,
+                ranked_label(row.label, lang),
+                row.value,
+                row.previous,
+                None if change is None else round(change, 2),
+            ]
         )
     _table(sheet, first, heads, body, [6, 48, 14, 14, 12], ["0", None, COUNT, COUNT, "+0.0;-0.0;0"])
 
@@ -252,6 +265,9 @@ def render_monthly_xlsx(doc: MonthlyTechnicalReport, target: Target, *, lang: st
         [None, COUNT, "+0.0;-0.0;0"],
     )
     note_row = first + len(rows) + 2
+    # The trend sentence: says "chưa có dữ liệu" where a month has no statistics (empty cells).
+    sheet.cell(row=note_row, column=1, value=monthly_summary(doc, lang)).font = NOTE_FONT
+    note_row += 2
     for line in doc.notes:
         sheet.cell(row=note_row, column=1, value=line).font = NOTE_FONT
         note_row += 1

@@ -81,6 +81,7 @@ def public(v: reports.View, session: Session) -> ReportPublic:
         org_name=v.org.name,
         status=v.status,
         locked=v.locked,
+        phase=v.phase.label if v.phase is not None else "",
         deadline=v.deadline,
         late=v.late,
         number=row.number if row else "",
@@ -111,6 +112,7 @@ def public(v: reports.View, session: Session) -> ReportPublic:
         ],
         overrides={k: OverridePublic(**o) for k, o in v.overrides.items()},
         missing=v.missing,
+        missing_below=v.missing_below,
         late_children=v.late_children,
         children=[
             LinePublic(

@@ -43,7 +43,8 @@ class ReportPublic(BaseModel):
     org_name: str
     status: str
     locked: bool
-    deadline: date
+    phase: str = Field("", description="the phase the deadline belongs to (frozen once submitted)")
+    deadline: date = Field(description="the deadline that applies; `late` is judged by it")
     late: bool
     number: str
     place: str
@@ -60,6 +61,9 @@ class ReportPublic(BaseModel):
     figures: list[FigurePublic]
     overrides: dict[str, OverridePublic]
     missing: list[str]
+    missing_below: list[str] = Field(
+        default_factory=list, description="units further down without a submitted report"
+    )
     late_children: list[str]
     children: list[LinePublic]
 

@@ -18,7 +18,7 @@ from quet.reports.document import (
     MonthlyTechnicalReport,
 )
 from quet.reports.render import MEDIA_TYPES as MEDIA_TYPES  # re-exported for the API
-from quet.server.services import campaigns, orgs
+from quet.server.services import orgs, reports
 from quet.server.services import report_figures as rf
 from quet.server.services.reports import COUNTED, View, view
 from quet.store.models import Campaign, Organisation
@@ -38,19 +38,30 @@ def abbreviation(name: str) -> str:
     return "".join(out)
 
 
-_PLACE = re.compile(r"(?:^|\s)(?:[Tt]ỉnh|[Tt]hành phố|TP\.?)\s+(.+)$")
+_PLACE = re.compile(r"(?:^|\s)(?:[Tt]ỉnh|[Tt]hành phố|TP\.?)\s*(.+)$")
+# Places named after a person keep "Thành phố" in the date line (Nghị định 30/2020/NĐ-CP,
+# Phụ lục I: "Thành phố Hồ Chí Minh, ngày …"); others take the short name ("Cao Bằng").
+NAMED_AFTER_A_PERSON = {"hồ chí minh": "Thành phố Hồ Chí Minh", "hcm": "Thành phố Hồ Chí Minh"}
+
+
+def place_name(name: str) -> str:
+    """The date line's place from a province or its body's name: "Tỉnh Cao Bằng" → "Cao Bằng",
+    "Sở … thành phố Đà Nẵng" → "Đà Nẵng", "TP. Hồ Chí Minh" → "Thành phố Hồ Chí Minh"."""
+    m = _PLACE.search(name.strip())
+    short = m.group(1).strip() if m else name.strip()
+    full = NAMED_AFTER_A_PERSON.get(short.lower().replace(".", ""))
+    return full or short
 
 
 def default_place(session: Session, org: Organisation) -> str:
     """The province's name for the date line ("Cao Bằng" from "Tỉnh Cao Bằng" or "Sở … tỉnh Cao
-    Bằng"); "Hà Nội" for national bodies and ministries."""
+    Bằng"; "Thành phố Hồ Chí Minh" in full); "Hà Nội" for national bodies and ministries."""
     ids = [int(i) for i in org.path.strip("/").split("/") if i]
     chain = orgs.by_ids(session, ids)
     for oid in reversed(ids):
         o = chain.get(oid)
         if o is not None and o.kind == "province":
-            m = _PLACE.search(o.name)
-            return m.group(1).strip() if m else o.name
+            return place_name(o.name)
     return "Hà Nội"
 
 
@@ -62,10 +73,19 @@ def _num(value: int | float | None) -> str:
     return format_number(value, "vi", 1 if isinstance(value, float) else 0)
 
 
+def _phase_label(v: View) -> str:
+    """ "Đợt 1" (the phase the report answers to; frozen once submitted), or "" for a campaign
+    of one phase."""
+    if len(v.campaign.phases) <= 1:
+        return ""
+    phase = v.phase or reports.deadline_for(v.campaign, None, datetime.now(UTC).date())[0]
+    return phase.label
+
+
 def _body(v: View) -> list[str]:
     c, x = v.campaign, v.values
-    phase = campaigns.current_phase(c)
-    phase_text = f" ({phase.name or f'Đợt {phase.number}'})" if len(c.phases) > 1 else ""
+    label = _phase_label(v)
+    phase_text = f" ({label})" if label else ""
     body = [
         f"Thực hiện {c.name}{phase_text}, {v.org.name} báo cáo kết quả triển khai trên địa bàn, "
         "phạm vi quản lý như sau:",
@@ -78,6 +98,11 @@ def _body(v: View) -> list[str]:
     if v.missing:
         body.append(
             f"Số liệu chưa bao gồm {len(v.missing)} đơn vị chưa báo cáo: {', '.join(v.missing)}."
+        )
+    if v.missing_below:
+        body.append(
+            f"Ở các cấp dưới còn {len(v.missing_below)} đơn vị chưa báo cáo: "
+            f"{', '.join(v.missing_below)}."
         )
     body.append("Chi tiết tại Phụ lục kèm theo.")
     body.append(f"{v.org.name} trân trọng báo cáo./.")
@@ -94,7 +119,6 @@ def document(
     now = now or datetime.now(UTC)
     row, org, campaign = v.report, v.org, v.campaign
     parent = orgs.parent(session, org)
-    phase = campaigns.current_phase(campaign, now.date())
     submitted = row.submitted_at if row is not None and v.status in COUNTED else None
     addressee = [a.strip() for a in (row.addressee if row else "").splitlines() if a.strip()]
     figures = [
@@ -150,7 +174,7 @@ def document(
         org_name=org.name,
         campaign_name=campaign.name,
         campaign_year=campaign.year,
-        phase=(phase.name or f"Đợt {phase.number}") if len(campaign.phases) > 1 else "",
+        phase=_phase_label(v),
         deadline=v.deadline,
         status=v.status,
         submitted_at=submitted,

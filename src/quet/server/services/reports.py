@@ -19,7 +19,7 @@ from quet.errors import InputError
 from quet.server.services import audit, campaigns, orgs
 from quet.server.services import report_figures as rf
 from quet.server.services.errors import Forbidden, NotFound
-from quet.store.models import Campaign, Organisation, Participation
+from quet.store.models import Campaign, Organisation, Participation, Phase
 from quet.store.models.report import Report
 
 if TYPE_CHECKING:
@@ -45,6 +45,35 @@ class Locked(InputError):
     """The report is submitted or accepted: it cannot change until the parent returns it."""
 
 
+@dataclass(frozen=True)
+class PhaseInfo:
+    """The phase a report answers to: shown with its deadline, frozen into a submitted report."""
+
+    number: int
+    name: str
+    deadline: date
+
+    @property
+    def label(self) -> str:
+        return self.name or f"Đợt {self.number}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"number": self.number, "name": self.name, "deadline": self.deadline.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: object) -> PhaseInfo | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(
+                int(data["number"]),
+                str(data.get("name") or ""),
+                date.fromisoformat(data["deadline"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
 @dataclass
 class Line:
     """One organisation below the reporting one, as its parent sees it."""
@@ -55,6 +84,7 @@ class Line:
     late: bool
     submitted_at: datetime | None
     values: dict[str, Any] | None  # its snapshot when counted, else None
+    phase: PhaseInfo | None = None  # the phase whose deadline applies to it (see deadline_for)
 
 
 @dataclass
@@ -65,7 +95,7 @@ class View:
     org: Organisation
     report: Report | None  # None: nothing saved yet (shown as a draft)
     status: str
-    deadline: date
+    deadline: date  # phase.deadline: the one deadline shown and judged against
     late: bool
     own: rf.Figures  # measured, this organisation's own rows
     measured: rf.Figures  # own + counted children (rows 1-2: the subtree's participation)
@@ -75,6 +105,13 @@ class View:
     levels: list[list[Line]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # children without a counted report
     late_children: list[str] = field(default_factory=list)  # children that reported late
+    # units further down (grandchildren, …) without a counted report
+    missing_below: list[str] = field(default_factory=list)
+    phase: PhaseInfo | None = None  # the phase of `deadline` (frozen once submitted)
+
+    @property
+    def missing_count(self) -> int:
+        return len(self.missing) + len(self.missing_below)
 
     @property
     def locked(self) -> bool:
@@ -148,7 +185,60 @@ def _ensure(session: Session, campaign: Campaign, org: Organisation) -> Report:
 
 # -- figures and roll-up --------------------------------------------------------------------------
 def deadline_of(campaign: Campaign, today: date) -> date:
+    """The running (or next) phase's deadline: what reminders count down to."""
     return campaigns.current_phase(campaign, today).report_deadline
+
+
+def _info(phase: Phase) -> PhaseInfo:
+    return PhaseInfo(phase.number, phase.name, phase.report_deadline)
+
+
+def deadline_for(
+    campaign: Campaign, reported_at: datetime | None, today: date
+) -> tuple[PhaseInfo, bool]:
+    """The one rule for "the deadline that applies to this organisation now" and whether it is
+    late, agreeing with the campaign pages' campaigns.is_late:
+
+    - late: the latest deadline that has passed (the one is_late judges by) — a date before
+      today, and no report by it;
+    - reported in time: the first deadline on or after the day it reported (the one it met);
+    - not reported, nothing passed yet: the running (or next) phase's deadline."""
+    late = campaigns.is_late(campaign, reported_at, today)
+    by_deadline = sorted(campaign.phases, key=lambda p: (p.report_deadline, p.number))
+    if late:
+        passed = [p for p in by_deadline if p.report_deadline < today]
+        return _info(passed[-1]), True
+    if reported_at is not None:
+        met = [p for p in by_deadline if p.report_deadline >= reported_at.date()]
+        return _info(met[0] if met else by_deadline[-1]), False
+    return _info(campaigns.current_phase(campaign, today)), False
+
+
+def submitted_phase(campaign: Campaign, report: Report) -> PhaseInfo:
+    """The phase a submitted report was submitted for: frozen in its snapshot at submission;
+    for older snapshots, the phase whose period contains the submission day (else the rule of
+    deadline_for on that day)."""
+    frozen = PhaseInfo.from_json((report.figures or {}).get("phase"))
+    if frozen is not None:
+        return frozen
+    assert report.submitted_at is not None
+    day = report.submitted_at.date()
+    for phase in campaign.phases:
+        if phase.starts <= day <= phase.ends:
+            return _info(phase)
+    return deadline_for(campaign, report.submitted_at, day)[0]
+
+
+def _status_of(
+    campaign: Campaign, report: Report | None, today: date
+) -> tuple[PhaseInfo, bool, datetime | None]:
+    """(phase, late, submitted_at) of one organisation's report: a counted report is judged
+    against the phase it was submitted for; anything else against deadline_for now."""
+    if report is not None and report.status in COUNTED and report.submitted_at is not None:
+        phase = submitted_phase(campaign, report)
+        return phase, report.submitted_at.date() > phase.deadline, report.submitted_at
+    phase, late = deadline_for(campaign, None, today)
+    return phase, late, None
 
 
 def _effective(measured: rf.Figures, overrides: dict[str, Any]) -> rf.Figures:
@@ -193,18 +283,47 @@ def _lines(
     for o in below:
         r = reports.get(o.id)
         counted = r is not None and r.status in COUNTED
-        submitted = r.submitted_at if r is not None and counted else None
+        phase, late, submitted = _status_of(campaign, r, today)
         levels[o.depth - org.depth - 1].append(
             Line(
                 org=o,
                 level=o.depth - org.depth,
                 status=r.status if r is not None else "missing",
-                late=campaigns.is_late(campaign, submitted, today),
+                late=late,
                 submitted_at=submitted,
                 values=dict(r.figures.get("values", {})) if counted and r is not None else None,
+                phase=phase,
             )
         )
     return [level for level in levels if level]
+
+
+def _missing_below(session: Session, campaign: Campaign, org: Organisation) -> list[Organisation]:
+    """Units two or more levels below `org` without a submitted or accepted report."""
+    counted = sa.select(Report.org_id).where(
+        Report.campaign_id == campaign.id, Report.status.in_(COUNTED)
+    )
+    return list(
+        session.scalars(
+            sa.select(Organisation)
+            .where(
+                orgs.subtree_clause(org),
+                Organisation.depth > org.depth + 1,
+                Organisation.id.not_in(counted),
+            )
+            .order_by(Organisation.path)
+        )
+    )
+
+
+def missing_note(direct: int, below: int) -> str:
+    """Ghi chú of a summed row: "2 đơn vị chưa báo cáo (1 trực thuộc, 1 cấp dưới)"."""
+    if not below:
+        return f"{direct} đơn vị chưa báo cáo" if direct else ""
+    return f"{direct + below} đơn vị chưa báo cáo ({direct} trực thuộc, {below} cấp dưới)"
+
+
+SOURCE_NOTE = "theo dữ liệu tiếp nhận của hệ thống"  # rows 1-2: the subtree's participation
 
 
 def view(
@@ -231,6 +350,7 @@ def view(
         measured: rf.Figures = dict(snap.get("measured", {}))
         values: rf.Figures = dict(snap.get("values", {}))
         missing = list(snap.get("missing", []))
+        missing_below = list(snap.get("missing_below", []))
         late_children = list(snap.get("late", []))
         frozen = {c["code"]: c for c in snap.get("children", [])}
         for line in children:
@@ -250,25 +370,28 @@ def view(
         measured["coverage"] = rf.coverage(measured.get("protected"), measured.get("devices"))
         values = _effective(measured, overrides)
         missing = [c.org.name for c in children if c.values is None]
+        missing_below = [o.name for o in _missing_below(session, campaign, org)]
         late_children = [c.org.name for c in children if c.values is not None and c.late]
     notes: dict[str, str] = {}
     for spec in rf.ROWS:
         parts = []
         if spec.key in overrides:
             parts.append(f"Điều chỉnh: {overrides[spec.key]['reason']}")
-        if spec.summed and missing:
-            parts.append(f"{len(missing)} đơn vị chưa báo cáo")
+        if not spec.summed:
+            parts.append(SOURCE_NOTE)
+        elif missing or missing_below:
+            parts.append(missing_note(len(missing), len(missing_below)))
         if spec.key == "botnet_ips" and values.get("botnet_ips") is None:
             parts.append("chưa có dữ liệu botnet")
         notes[spec.key] = "; ".join(parts)
-    submitted = row.submitted_at if row is not None and status in COUNTED else None
+    phase, late, _ = _status_of(campaign, row, today)
     return View(
         campaign=campaign,
         org=org,
         report=row,
         status=status,
-        deadline=deadline_of(campaign, today),
-        late=campaigns.is_late(campaign, submitted, today),
+        deadline=phase.deadline,
+        late=late,
         own=own,
         measured=measured,
         values=values,
@@ -277,6 +400,8 @@ def view(
         levels=levels,
         missing=missing,
         late_children=late_children,
+        missing_below=missing_below,
+        phase=phase,
     )
 
 
@@ -359,6 +484,35 @@ def _check_value(key: str, value: float) -> int | float:
     return int(value)
 
 
+# (smaller, larger, the message's words): a figure may not exceed the one it is a part of.
+RELATIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("deployed", "received", "số đơn vị triển khai", "số đơn vị nhận được thông tin"),
+    ("scanned", "devices", "số thiết bị đã rà quét", "tổng số thiết bị trong phạm vi"),
+    ("infected", "scanned", "số thiết bị nhiễm mã độc", "số thiết bị đã rà quét"),
+    ("cleaned", "infected", "số thiết bị đã bóc gỡ", "số thiết bị nhiễm mã độc"),
+)
+
+
+def check_consistent(values: rf.Figures, key: str) -> None:
+    """Refuse a form whose figures contradict each other where `key` takes part: scanned ≤
+    devices, infected ≤ scanned, cleaned ≤ infected, deployed ≤ received, coverage ≤ 100 (the
+    values are what the form would say: overrides over measured values)."""
+    from quet.reports.dates import vn_number
+
+    for small, large, small_vi, large_vi in RELATIONS:
+        if key not in (small, large):
+            continue
+        a, b = values.get(small), values.get(large)
+        if a is not None and b is not None and a > b:
+            raise InputError(
+                f"Số liệu mâu thuẫn: {small_vi} ({vn_number(a)}) lớn hơn {large_vi} "
+                f"({vn_number(b)}) / {small} ({a}) exceeds {large} ({b})"
+            )
+    cov = values.get("coverage")
+    if key == "coverage" and cov is not None and cov > 100:
+        raise InputError(f"Tỷ lệ cập nhật mẫu không vượt quá 100 % / coverage {cov} > 100")
+
+
 def override(
     session: Session,
     principal: Principal,
@@ -380,7 +534,8 @@ def override(
     if len(reason) > 1000:
         raise InputError(f"{key}: the reason is at most 1000 characters")
     row = _editable(session, principal, campaign, org)
-    measured = view(session, campaign, org, now=now).measured.get(key)
+    measured_all = view(session, campaign, org, now=now).measured
+    measured = measured_all.get(key)
     overrides = dict(row.overrides)
     previous = overrides.get(key)
     when = (now or datetime.now(UTC)).isoformat()
@@ -393,6 +548,8 @@ def override(
         checked = _check_value(key, value)
         overrides[key] = {"value": checked, "reason": reason, "by": principal.actor, "at": when}
         action, detail = "report.override", {"key": key, "value": checked, "measured": measured}
+    # Against the other figures as the form would then say them (either side overridden).
+    check_consistent(_effective(measured_all, overrides), key)
     row.overrides = overrides  # a new dict: JSON columns track assignment, not mutation
     row.updated_at = datetime.now(UTC)
     audit.record(
@@ -407,12 +564,14 @@ def override(
     return row
 
 
-def _snapshot(v: View) -> dict[str, Any]:
+def _snapshot(v: View, phase: PhaseInfo) -> dict[str, Any]:
     return {
         "values": v.values,
         "measured": v.measured,
         "missing": v.missing,
+        "missing_below": v.missing_below,
         "late": v.late_children,
+        "phase": phase.to_json(),
         "children": [
             {
                 "code": c.org.code,
@@ -439,7 +598,8 @@ def submit(
     now = now or datetime.now(UTC)
     row = _editable(session, principal, campaign, org)
     v = view(session, campaign, org, now=now)
-    row.figures = _snapshot(v)
+    # The phase it answers to stays with it (a later phase must not relabel it).
+    row.figures = _snapshot(v, deadline_for(campaign, now, now.date())[0])
     row.status = "submitted"
     row.submitted_at = now
     row.submitted_by = principal.actor

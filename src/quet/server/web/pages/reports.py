@@ -43,7 +43,7 @@ i18n.add(
         "report.none": ("Chưa có chiến dịch nào.", "There is no campaign yet."),
         "report.status.draft": ("Nháp", "Draft"),
         "report.status.submitted": ("Đã gửi", "Submitted"),
-        "report.status.accepted": ("Đã tiếp nhận", "Accepted"),
+        "report.status.accepted": ("Đã chấp nhận", "Accepted"),
         "report.status.returned": ("Bị trả lại", "Returned"),
         "report.status.missing": ("Chưa báo cáo", "Not reported"),
         "report.late": ("Quá hạn", "Late"),
@@ -83,7 +83,7 @@ i18n.add(
             "Once submitted the figures are frozen and the report is locked until the level "
             "above returns it.",
         ),
-        "report.accept": ("Tiếp nhận báo cáo", "Accept the report"),
+        "report.accept": ("Chấp nhận báo cáo", "Accept the report"),
         "report.return": ("Trả lại để chỉnh sửa", "Return for changes"),
         "report.return_reason": ("Lý do trả lại", "Why it is returned"),
         "report.returned_because": ("Báo cáo bị trả lại: {reason}", "Returned: {reason}"),
