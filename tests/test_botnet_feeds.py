@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from quet.botnet.feeds import (
     EVENT_SCHEMA,
+    day_or_reason,
     ip_parts,
     network_parts,
     norm_family,
@@ -170,3 +171,77 @@ def test_fuzz_intelmq(tmp_path: Path, lines: list[str]) -> None:
     read = read_feed(path, "intelmq")
     assert read.events.num_rows >= 1
     assert read.rows == read.events.num_rows + read.bad_rows
+
+
+def test_time_edge_cases_are_bad_rows_with_the_reason(tmp_path: Path) -> None:
+    today = date(2026, 11, 25)
+    assert (
+        day_or_reason("0", today) == "time out of range (before 2000-01-01 or in the future): '0'"
+    )
+    # too large for seconds, and as milliseconds it is 1978: refused, not moved to 1978
+    assert str(day_or_reason("253402300800", today)).startswith("time out of range")
+    assert str(day_or_reason("9999-12-31T23:59:59Z", today)).startswith("time out of range")
+    assert str(day_or_reason("2026-11-27", today)).startswith("time out of range")  # > 1 day ahead
+    assert day_or_reason("2026-11-26T10:00:00Z", today) == date(2026, 11, 26)  # clock skew is fine
+    assert day_or_reason("1999-12-31", today) != date(1999, 12, 31)
+    assert day_or_reason("2000-01-01", today) == date(2000, 1, 1)
+    assert day_or_reason("", today) == "missing time"
+    assert day_or_reason("   ", today) == "missing time"
+    assert day_or_reason("yesterday", today) == "not a time: 'yesterday'"
+    feed = tmp_path / "edge.csv"
+    feed.write_text(
+        HEADER + "10.0.0.1,0,a\n10.0.0.2,253402300800,a\n10.0.0.3,9999-12-31T23:59:59Z,a\n"
+        "10.0.0.4,,a\n10.0.0.5,2026-11-24T01:00:00Z,a\n"
+    )
+    read = read_feed(feed)
+    assert [e["ip"] for e in read.events.to_pylist()] == ["10.0.0.5"]
+    msgs = [(i.line, i.message.split(":")[0]) for i in read.issues.issues]
+    assert msgs == [
+        (2, "time out of range (before 2000-01-01 or in the future)"),
+        (3, "time out of range (before 2000-01-01 or in the future)"),
+        (4, "time out of range (before 2000-01-01 or in the future)"),
+        (5, "missing time"),
+    ]
+    days = {e["day"] for e in read.events.to_pylist()}
+    assert all(d.year >= 2000 for d in days)
+
+
+def test_intelmq_list_of_names_and_sorted_errors(tmp_path: Path) -> None:
+    feed = tmp_path / "bad.jsonl"
+    feed.write_text(
+        '{"source.ip": "10.0.0.1", "time.source": "2026-11-24T01:00:00Z",'
+        ' "malware.name": ["Mirai", "Mozi", ""]}\n'
+        "not json\n"
+        '{"source.ip": "nope", "time.source": "2026-11-24T01:00:00Z"}\n'
+        "[1]\n"
+        '{"source.ip": "10.0.0.2"}\n'
+    )
+    read = read_feed(feed)
+    got = sorted((e["ip"], e["family"]) for e in read.events.to_pylist())
+    assert got == [("10.0.0.1", "mirai"), ("10.0.0.1", "mozi")]  # each name its own event
+    assert "['" not in "".join(e["family"] for e in read.events.to_pylist())
+    assert [i.line for i in read.issues.issues] == [2, 3, 4, 5]  # in line order
+    assert read.issues.issues[3].message == "missing time"
+
+
+def test_invalid_utf8_is_a_bad_row_and_folders_are_named(tmp_path: Path) -> None:
+    feed = tmp_path / "bytes.csv"
+    feed.write_bytes(
+        HEADER.encode()
+        + b"10.0.0.1,2026-11-24T01:00:00Z,mirai\n"
+        + b"10.0.0.2,2026-11-24T01:00:00Z,caf\xe9\n"
+        + b"10.0.0.\xff3,2026-11-24T01:00:00Z,mirai\n"
+        + b"10.0.0.4,2026-11-24T01:00:00Z,mozi\n"
+    )
+    read = read_feed(feed)
+    assert [e["ip"] for e in read.events.to_pylist()] == ["10.0.0.1", "10.0.0.4"]
+    assert [str(i) for i in read.issues.issues] == [
+        f"{feed}:3: invalid UTF-8 bytes",
+        f"{feed}:4: invalid UTF-8 bytes",
+    ]
+    with pytest.raises(InputError, match="is a folder"):
+        read_feed(tmp_path)
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty file"):
+        read_feed(empty)

@@ -289,10 +289,63 @@ def test_summary_for_the_country(db_session: Session, tree: dict[str, Organisati
     assert s["latest_day_ips"] == 119
     assert [r["key"] for r in s["top_families"]] == ["mirai", "gozi"]
     assert s["top_isps"] == [{"key": "7552", "label": "Viettel Group", "ips": 800}]
-    assert s["top_orgs"][0] == {"key": "", "label": "", "ips": 550}
+    assert s["top_orgs"][0] == {"key": "", "label": "", "ips": 550, "code": ""}
+    assert s["top_orgs"][1]["code"] == "HN"  # organisations carry their code
     assert botnet.summary(db_session, tree["VN"]) == s  # the root is the country
+    # September has no feed data at all: None ("no data"), not 0, and no change
     october = botnet.summary(db_session, None, date(2026, 10, 15))
-    assert (october["ips"], october["last_month"], october["change_month_pct"]) == (1250, 0, None)
+    assert (october["ips"], october["last_month"], october["change_month_pct"]) == (
+        1250,
+        None,
+        None,
+    )
+    assert october["has_data"] is True and october["last_year"] is None
+    empty = botnet.summary(db_session, None, date(2019, 1, 1))
+    assert (empty["ips"], empty["last_month"], empty["last_year"]) == (None, None, None)
+    assert (empty["has_data"], empty["change_month_pct"], empty["change_year_pct"]) == (
+        False,
+        None,
+        None,
+    )
+    assert empty["top_families"] == [] and empty["month"] == "2019-01"
+    # a subtree in a month with data but none of its IPs: 0, not None
+    dn_sept = botnet.summary(db_session, tree["DN"], date(2026, 10, 1))
+    assert dn_sept["ips"] == 0 and dn_sept["last_month"] is None
+
+
+def test_summary_by_week_and_day(db_session: Session, tree: dict[str, Organisation]) -> None:
+    seed_stats(db_session, tree)
+    hn = str(tree["HN"].id)
+    # ISO week of Wed 18 Nov 2026: Monday 16th; the week before: Monday 9th
+    botnet.apply_stats(
+        db_session,
+        stat_rows(
+            ("week", date(2026, 11, 16), "all", "", "", 500),
+            ("week", date(2026, 11, 9), "all", "", "", 400),
+            ("week", date(2026, 11, 16), "family", "mirai", "mirai", 300),
+            ("week", date(2026, 11, 16), "org", hn, "Hà Nội", 40),
+            ("week", date(2026, 11, 9), "org", hn, "Hà Nội", 50),
+        ),
+    )
+    db_session.commit()
+    w = botnet.summary(db_session, None, date(2026, 11, 18), "week")
+    assert (w["period"], w["start"], w["end"]) == ("week", "2026-11-16", "2026-11-22")
+    assert (w["ips"], w["last_month"], w["last_year"], w["change_month_pct"]) == (
+        500,
+        400,
+        None,
+        25.0,
+    )
+    assert w["year_ago_start"] == "2025-11-17"  # 52 weeks back: a Monday again
+    assert w["top_families"] == [{"key": "mirai", "label": "mirai", "ips": 300}]
+    sub = botnet.summary(db_session, tree["HN"], date(2026, 11, 18), "week")
+    assert (sub["ips"], sub["last_month"], sub["change_month_pct"]) == (40, 50, -20.0)
+    d = botnet.summary(db_session, None, date(2026, 11, 5), "day")
+    assert (d["ips"], d["last_month"], d["change_month_pct"]) == (104, 103, 1.0)
+    weekly = botnet.trend(db_session, None, 60, period="week")
+    assert weekly == [(date(2026, 11, 9), 400), (date(2026, 11, 16), 500)]
+    with pytest.raises(InputError):
+        botnet.summary(db_session, None, None, "year")
 
 
 def test_summary_and_trend_for_a_subtree(
@@ -415,10 +468,9 @@ def test_lookup_says_only_whether_listed_on_the_newest_day(
     )
     db_session.commit()
     hit = botnet.lookup(db_session, " 10.1.0.5 ", today=DAY)
-    assert hit.to_dict() == {
-        "ip": "10.1.0.5", "listed": True, "day": "2026-11-20", "families": ["gozi", "mirai"],
-        "stale": False,
-    }  # fmt: skip
+    # the public answer: yes/no and the day, never the family, owner or ASN
+    assert hit.to_dict() == {"ip": "10.1.0.5", "listed": True, "day": "2026-11-20", "stale": False}
+    assert hit.families == ["gozi", "mirai"]  # for the operators' CLI only
     assert not botnet.lookup(db_session, "10.1.0.6", today=DAY).listed  # yesterday only
     assert botnet.lookup(db_session, "::ffff:10.1.0.5", today=DAY).listed
     v6 = botnet.lookup(db_session, "2001:0DB8:0:0::5", today=DAY)
@@ -432,14 +484,35 @@ def test_lookup_says_only_whether_listed_on_the_newest_day(
 
 def test_rate_limiter_window() -> None:
     limiter = botnet.RateLimiter(3, 60.0)
-    assert [limiter.hit("a", now=t) for t in (0.0, 1.0, 2.0)] == [0.0, 0.0, 0.0]
-    assert limiter.hit("a", now=3.0) == pytest.approx(57.0)
-    assert limiter.hit("b", now=3.0) == 0.0  # per client
-    assert limiter.hit("a", now=60.5) == 0.0  # the first call left the window
-    small = botnet.RateLimiter(1, 60.0, max_clients=2)
-    for client in ("x", "y", "z"):
-        small.hit(client, now=0.0)
-    assert small.hit("x", now=1.0) == 0.0  # forgotten: only the newest two are kept
+    assert [limiter.hit("10.0.0.1", now=t) for t in (0.0, 1.0, 2.0)] == [0.0, 0.0, 0.0]
+    assert limiter.hit("10.0.0.1", now=3.0) == pytest.approx(57.0)
+    assert limiter.hit("10.0.0.2", now=3.0) == 0.0  # per client
+    assert limiter.hit("10.0.0.1", now=60.5) == 0.0  # the first call left the window
+
+
+def test_rate_limiter_keys_ipv6_by_64() -> None:
+    assert botnet.client_key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert botnet.client_key("::ffff:10.0.0.1") == "10.0.0.1"
+    assert botnet.client_key("testclient") == "testclient"
+    limiter = botnet.RateLimiter(3, 60.0)
+    # rotating the interface identifier within one /64 does not buy more lookups
+    got = [limiter.hit(f"2001:db8:1:2::{i:x}", now=float(i)) for i in range(1, 5)]
+    assert got[:3] == [0.0, 0.0, 0.0] and got[3] > 0
+    assert limiter.hit("2001:db8:1:3::1", now=5.0) == 0.0  # the next /64 is another client
+
+
+def test_rate_limiter_flood_does_not_reset_budgets() -> None:
+    limiter = botnet.RateLimiter(2, 60.0, max_clients=100)
+    assert limiter.hit("10.0.0.1", now=0.0) == 0.0
+    assert limiter.hit("10.0.0.1", now=0.5) == 0.0
+    assert limiter.hit("10.0.0.1", now=1.0) > 0  # spent
+    # a flood of new addresses (more than the table holds) inside the window
+    refused = sum(limiter.hit(f"2001:db8:{i:x}::1", now=2.0) > 0 for i in range(500))
+    assert len(limiter) == 100 and refused == 401  # 99 new keys fitted, the rest refused
+    assert limiter.hit("10.0.0.1", now=3.0) > 0  # the spent client is still counted
+    # once windows have passed, expired clients make room again
+    assert limiter.hit("10.9.9.9", now=70.0) == 0.0
+    assert limiter.hit("10.0.0.1", now=70.0) == 0.0
 
 
 def test_lookup_api_is_public_and_rate_limited(
@@ -450,8 +523,10 @@ def test_lookup_api_is_public_and_rate_limited(
     r = client.get("/api/v1/botnet/lookup", params={"ip": "10.1.0.5"})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["listed"] is True and body["families"] == ["mirai"]
-    assert set(body) == {"ip", "listed", "day", "families", "stale"}  # nothing about the owner
+    assert body["listed"] is True
+    # yes/no and the day only: no family, nothing about the owner
+    assert set(body) == {"ip", "listed", "day", "stale"}
+    assert "mirai" not in r.text and "Hà Nội" not in r.text
     # Without ?ip= the caller's own address (the test client's "testclient") is checked: invalid.
     assert client.get("/api/v1/botnet/lookup").status_code == 400
     assert client.get("/api/v1/botnet/lookup", params={"ip": "nope"}).status_code == 400
@@ -468,13 +543,27 @@ def test_lookup_page_yes_and_no(
     client: TestClient, db_session: Session, tree: dict[str, Organisation]
 ) -> None:
     botnet.apply_ips(
-        db_session, ip_rows({"ip": "10.1.0.5", "family": "mirai", "org_id": tree["HN"].id})
+        db_session,
+        ip_rows(
+            {
+                "ip": "10.1.0.5",
+                "family": "mirai",
+                "org_id": tree["HN"].id,
+                "asn": 7552,
+                "isp": "Viettel Group",
+                "province": "Đà Nẵng",
+            }
+        ),
     )
     db_session.commit()
     yes = client.get("/lookup", params={"ip": "10.1.0.5"})
     assert yes.status_code == 200
     assert 'data-listed="yes"' in yes.text and "CÓ trong danh sách" in yes.text
-    assert "mirai" in yes.text and "Hà Nội" not in yes.text  # never the owner
+    answer = yes.text.split('id="lookup-result"', 1)[1].split("</section>", 1)[0]
+    # never the family, the owner, its province, the ISP or the ASN
+    for secret in ("mirai", "Hà Nội", "Đà Nẵng", "Viettel", "7552", "Họ mã độc"):
+        assert secret not in yes.text, secret
+    assert "cập nhật phần mềm" in answer  # generic advice
     no = client.get("/lookup", params={"ip": "10.1.0.6", "lang": "en"})
     assert 'data-listed="no"' in no.text and "is not listed" in no.text
     assert client.get("/lookup", params={"ip": "x"}).status_code == 400
@@ -483,13 +572,32 @@ def test_lookup_page_yes_and_no(
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(text=st.text(max_size=60))
+@given(text=st.one_of(st.text(max_size=60), st.ip_addresses().map(str)))
 def test_fuzz_lookup_input_never_breaks(db_session: Session, text: str) -> None:
+    if botnet.latest_day(db_session) is None:  # seeded once (hypothesis reuses the fixture)
+        botnet.apply_ips(
+            db_session,
+            ip_rows(
+                {"ip": "10.1.0.5", "family": "mirai"},
+                {"ip": "2001:db8::5", "family": "gozi"},
+                {"ip": "10.1.0.6", "family": "mirai", "day": DAY - timedelta(days=1)},
+            ),
+        )
+        db_session.commit()
     try:
         result = botnet.lookup(db_session, text, today=DAY)
     except InputError:
         return
-    assert result.ip and not result.listed
+    assert result.ip and result.day == DAY
+    assert result.listed == (result.ip in {"10.1.0.5", "2001:db8::5"})
+    assert set(result.to_dict()) == {"ip", "listed", "day", "stale"}
+
+
+def test_fuzz_lookup_seeded_addresses_listed(db_session: Session) -> None:
+    botnet.apply_ips(db_session, ip_rows({"ip": "10.1.0.5", "family": "mirai"}))
+    db_session.commit()
+    for asked in ("10.1.0.5", " 10.1.0.5", "::ffff:10.1.0.5", "[10.1.0.5]"):
+        assert botnet.lookup(db_session, asked, today=DAY).listed, asked
 
 
 # --- API figures ----------------------------------------------------------------------------------
@@ -505,6 +613,18 @@ def test_stats_api_is_scoped(
     mine = client.get("/api/v1/botnet/stats", params={"days": 3}).json()
     assert mine["scope"]["code"] == "HN" and mine["ips"] == 400
     assert [n for _, n in mine["trend"]] == [32, 33, 34]
+    day = client.get(
+        "/api/v1/botnet/stats", params={"period": "day", "day": "2026-11-05", "days": 2}
+    ).json()
+    assert (day["period"], day["start"], day["ips"], day["last_month"]) == (
+        "day",
+        "2026-11-05",
+        14 + 5,  # HN's own and SOYT's rows of that day
+        13 + 5,
+    )
+    none = client.get("/api/v1/botnet/stats", params={"month": "2019-01"}).json()
+    assert (none["ips"], none["last_month"], none["has_data"]) == (None, None, False)
+    assert client.get("/api/v1/botnet/stats", params={"period": "year"}).status_code == 422
     assert client.get("/api/v1/botnet/stats", params={"org": "DN"}).status_code == 404
     assert client.get("/api/v1/botnet/stats", params={"month": "2026-13"}).status_code == 422
     ips = client.get("/api/v1/botnet/ips").json()

@@ -21,7 +21,7 @@ from quet.botnet import duck, sql
 from quet.botnet.attribute import org_table, periods_of
 from quet.botnet.eventstore import EventStore, StoreBusy
 from quet.botnet.feeds import ip_parts, read_feed
-from quet.botnet.geo import lookup, mmdb_ranges, org_ranges, read_mmdb
+from quet.botnet.geo import lookup, mmdb_ranges, official_province, org_ranges, read_mmdb
 
 DATA = Path(__file__).parent / "data" / "botnet"
 
@@ -305,6 +305,7 @@ def write_asn_db(path: Path) -> Path:
 
 
 def write_city_db(path: Path) -> Path:
+    """Like real GeoLite2-City: subdivision names in English/ASCII only (no Vietnamese)."""
     w = MMDBWriter(ip_version=6, database_type="GeoLite2-City", ipv4_compatible=True)
 
     def rec(cc: str, sub: dict[str, Any] | None) -> dict[str, Any]:
@@ -313,13 +314,38 @@ def write_city_db(path: Path) -> Path:
             out["subdivisions"] = [sub]
         return out
 
-    hn = {"iso_code": "HN", "names": {"en": "Hanoi", "vi": "Hà Nội"}}
+    hn = {"iso_code": "HN", "names": {"en": "Hanoi", "de": "Hanoi"}}
     hcm = {"iso_code": "SG", "names": {"en": "Ho Chi Minh"}}
+    hue = {"iso_code": "26", "names": {"en": "Thua Thien-Hue"}}
+    dn = {"iso_code": "DN", "names": {"en": "Da Nang"}}
     w.insert_network(IPSet(["203.0.113.0/25", "198.51.100.0/24", "2001:db8:1::/48"]), rec("VN", hn))
-    w.insert_network(IPSet(["192.0.2.0/24"]), rec("VN", hcm))
-    w.insert_network(IPSet(["45.76.0.0/16"]), rec("SG", None))
+    w.insert_network(IPSet(["192.0.2.0/25"]), rec("VN", hcm))
+    w.insert_network(IPSet(["192.0.2.128/26"]), rec("VN", hue))
+    w.insert_network(IPSet(["192.0.2.192/26"]), rec("VN", dn))
+    w.insert_network(IPSet(["45.76.0.0/16"]), rec("SG", {"names": {"en": "Central Singapore"}}))
     w.to_db_file(str(path))
     return path
+
+
+@pytest.mark.parametrize(
+    ("geolite", "official"),
+    [
+        ("Ho Chi Minh", "Thành phố Hồ Chí Minh"),
+        ("Ho Chi Minh City", "Thành phố Hồ Chí Minh"),
+        ("Hanoi", "Thành phố Hà Nội"),
+        ("Da Nang", "Thành phố Đà Nẵng"),
+        ("Thua Thien-Hue", "Thành phố Huế"),
+        ("Haiphong", "Thành phố Hải Phòng"),
+        ("Dak Lak", "Đắk Lắk"),
+        ("Ba Ria-Vung Tau", "Bà Rịa - Vũng Tàu"),
+        ("Thanh Hoa Province", "Thanh Hóa"),
+        ("Thành phố Hà Nội", "Thành phố Hà Nội"),
+        ("Bavaria", "Bavaria"),  # unknown: kept as given
+        ("", ""),
+    ],
+)
+def test_official_province(geolite: str, official: str) -> None:
+    assert official_province(geolite) == official
 
 
 def test_mmdb_ranges(tmp_path: Path) -> None:
@@ -330,25 +356,54 @@ def test_mmdb_ranges(tmp_path: Path) -> None:
     assert lookup(asn, "8.8.8.8") is None
     city = mmdb_ranges(write_city_db(tmp_path / "city.mmdb"), "geo")
     got = lookup(city, "203.0.113.5")
-    assert got is not None and (got["province"], got["country"]) == ("Hà Nội", "VN")
-    assert lookup(city, "192.0.2.1")["province"] == "Ho Chi Minh"  # type: ignore[index]
+    # English GeoLite names become the official Vietnamese names
+    assert got is not None and (got["province"], got["country"]) == ("Thành phố Hà Nội", "VN")
+    assert lookup(city, "192.0.2.1")["province"] == "Thành phố Hồ Chí Minh"  # type: ignore[index]
+    assert lookup(city, "192.0.2.130")["province"] == "Thành phố Huế"  # type: ignore[index]
     assert lookup(city, "45.76.3.3")["country"] == "SG"  # type: ignore[index]
+    assert lookup(city, "45.76.3.3")["province"] == ""  # a foreign region is no province  # type: ignore[index]
     assert lookup(city, "203.0.113.200") is None
     again = mmdb_ranges(tmp_path / "city.mmdb", "geo")  # from the Parquet cache
     assert again.equals(city)
 
-    # through the SQL: geo province beats the organisation's, ASN from the database
-    ranges, _ = org_ranges([(1, "203.0.113.0/24")])
+    # through the SQL: the owning organisation's province wins over the geo database's; the
+    # geo database's (mapped) name for addresses nobody registered; ASN from the database
+    ranges, _ = org_ranges([(1, "203.0.113.0/24"), (2, "192.0.2.0/26")])
     ranges = pa.concat_tables([ranges, asn, city])
     fresh = fresh_table(
         [
             ("203.0.113.5", "x", "2026-11-24"),
             ("203.0.113.200", "x", "2026-11-24"),
+            ("192.0.2.5", "x", "2026-11-24"),
+            ("192.0.2.70", "x", "2026-11-24"),
+            ("198.51.100.7", "x", "2026-11-24"),
             ("45.76.3.3", "x", "2026-11-24"),
         ]
     )
-    out = run(fresh, ranges, orgs((1, "A", "", "Tỉnh khác")))
+    out = run(
+        fresh,
+        ranges,
+        orgs((1, "A", "", "Tỉnh khác"), (2, "B", "", "Thành phố Hồ Chí Minh")),
+    )
     rows = {r["ip"]: r for r in out["ip_rows"].to_pylist()}
-    assert (rows["203.0.113.5"]["province"], rows["203.0.113.5"]["isp"]) == ("Hà Nội", "VNPT Corp")
+    assert (rows["203.0.113.5"]["province"], rows["203.0.113.5"]["isp"]) == (
+        "Tỉnh khác",
+        "VNPT Corp",
+    )
     assert rows["203.0.113.200"]["province"] == "Tỉnh khác"  # not in the geo database
+    assert rows["192.0.2.5"]["province"] == "Thành phố Hồ Chí Minh"
+    assert rows["192.0.2.70"]["province"] == "Thành phố Hồ Chí Minh"  # geo: HCM, unregistered
+    assert rows["198.51.100.7"]["province"] == "Thành phố Hà Nội"  # geo only, mapped
     assert (rows["45.76.3.3"]["country"], rows["45.76.3.3"]["org_id"]) == ("SG", None)
+    # one province is one statistics row: no "Hà Nội" next to "Thành phố Hà Nội"
+    provinces = {
+        r["key"]: r["ips"]
+        for r in out["stats"].to_pylist()
+        if r["period"] == "month" and r["dim"] == "province"
+    }
+    assert provinces == {
+        "Tỉnh khác": 2,
+        "Thành phố Hồ Chí Minh": 2,
+        "Thành phố Hà Nội": 1,
+        "": 1,  # the address in Singapore: a foreign region is no province
+    }

@@ -184,6 +184,36 @@ def test_botnet_page_shows_the_figures(live: tuple[str, Any], browser: Browser) 
     b.goto(f"{base}/lang/vi?next=/botnet")
 
 
+def test_botnet_page_periods_and_months_without_data(
+    live: tuple[str, Any], browser: Browser
+) -> None:
+    base, _ = live
+    b = browser
+    sign_in(b, base, "quantri", "/botnet?month=2019-01")
+    month = b.js("document.querySelector('#fig-month').innerText")
+    assert "chưa có dữ liệu" in month, month
+    assert b.js("document.querySelector('#fig-month .card-value').innerText") == "—"
+    cards = b.js("document.querySelector('#botnet-figures').innerText")
+    assert cards.count("chưa có dữ liệu") >= 3, cards  # this month, last month, a year ago
+    # the switch: a week (the seeded data has day and month rows only)
+    text = b.submit(
+        "document.querySelector('#f-period').value = 'day';"
+        "document.querySelector('#f-day').value = '2026-11-20';"
+        "document.querySelector('form[action=\"/botnet\"]').submit()"
+    )
+    assert b.js("document.querySelector('#fig-month').dataset.period") == "day"
+    assert b.js("document.querySelector('#botnet-trend h2').dataset.trend") == "day"
+    day = b.js("document.querySelector('#fig-month').textContent")
+    assert "IP botnet ngày 20/11/2026" in day and "1.052.479" in day, day
+    assert "so với ngày trước" in day, day
+    text = b.goto(f"{base}/botnet?period=week&day=2026-11-18")
+    assert b.js("document.querySelector('#fig-month').dataset.period") == "week"
+    assert "Số IP botnet theo tuần" in text
+    title = b.js("document.querySelector('#fig-month .card-title').textContent")
+    assert title == "IP botnet tuần 16/11/2026 – 22/11/2026", title
+    assert "chưa có dữ liệu" in b.js("document.querySelector('#fig-month').innerText")
+
+
 def test_org_page_lists_ips_and_saves_digest_settings(
     live: tuple[str, Any], browser: Browser
 ) -> None:
@@ -224,8 +254,9 @@ def test_public_lookup_says_yes_or_no(live: tuple[str, Any], browser: Browser) -
     )
     assert b.js("document.querySelector('#lookup-result').dataset.listed") == "yes"
     assert "CÓ trong danh sách IP botnet ngày 20/11/2026" in text
-    assert "avalanche-andromeda" in text
-    assert "Sở Y tế" not in text and "Viettel" not in text  # nothing about the owner
+    # yes or no, the day and generic advice: no family, nothing about the owner or the ISP
+    for secret in ("avalanche-andromeda", "Họ mã độc", "Sở Y tế", "Viettel", "7552"):
+        assert secret not in text, secret
     b.screenshot("lookup")
     text = b.goto(f"{base}/lookup?ip=10.1.2.9&lang=en")
     assert "is not listed" in text  # gone two days before the newest feed day

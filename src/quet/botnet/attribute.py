@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from quet.botnet import duck, sql
 from quet.botnet.eventstore import EventStore
 from quet.botnet.feeds import FeedRead, read_feed
 from quet.botnet.geo import mmdb_ranges, org_ranges
+from quet.botnet.sql import RANGE_SCHEMA
 from quet.errors import InputError
 
 if TYPE_CHECKING:
@@ -73,6 +75,10 @@ class ImportReport:
     seconds: float = 0.0
     attribute_seconds: float = 0.0
     bad_ranges: list[str] = field(default_factory=list)
+    # files that could not be read at all: (file, why); the others are imported
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    # the MaxMind ranges used per kind ('asn', 'geo'): "given: PATH", "saved: DATE" or "none"
+    maxmind: dict[str, str] = field(default_factory=dict)
 
     @property
     def events(self) -> int:
@@ -140,6 +146,57 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# -- the MaxMind ranges kept between imports ------------------------------------------------------
+
+
+def _saved_path(folder: Path, kind: str) -> Path:
+    return folder / f"{kind}.parquet"
+
+
+def maxmind_ranges(
+    folder: Path, asn_db: Path | None, geo_db: Path | None
+) -> tuple[list[pa.Table], dict[str, pa.Table], dict[str, str]]:
+    """The ASN and geo range tables for this import: from the databases given, else the ones
+    saved by an earlier import (so that an import without --asn-db/--geo-db never recounts the
+    touched days without ISP and province). Returns the tables, those to save after the commit
+    and, per kind, what was used."""
+    tables: list[pa.Table] = []
+    to_save: dict[str, pa.Table] = {}
+    used: dict[str, str] = {}
+    for kind, db in (("asn", asn_db), ("geo", geo_db)):
+        if db is not None:
+            table = mmdb_ranges(Path(db), kind)
+            tables.append(table)
+            to_save[kind] = table
+            used[kind] = f"given: {db}"
+            continue
+        saved = _saved_path(folder, kind)
+        if saved.is_file():
+            try:
+                tables.append(pq.read_table(saved, schema=RANGE_SCHEMA))
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InputError(
+                    f"cannot read the saved {kind} ranges: {exc}", path=str(saved)
+                ) from exc
+            when = date.fromtimestamp(saved.stat().st_mtime).isoformat()
+            used[kind] = f"saved: {saved} ({when})"
+        else:
+            used[kind] = "none"
+    return tables, to_save, used
+
+
+def save_ranges(folder: Path, tables: dict[str, pa.Table]) -> None:
+    """Keep the flattened ranges of the databases given for the next imports."""
+    if not tables:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, table in tables.items():
+        target = _saved_path(folder, kind)
+        tmp = target.with_suffix(".tmp")
+        pq.write_table(table, tmp)
+        tmp.replace(target)
+
+
 # -- the database side ------------------------------------------------------------------------
 
 
@@ -196,10 +253,17 @@ def import_files(
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     store = store or EventStore()
-    reads: list[FeedRead] = [read_feed(Path(f)) for f in files]
-    extra = [mmdb_ranges(asn_db, "asn")] if asn_db else []
-    extra += [mmdb_ranges(geo_db, "geo")] if geo_db else []
     report = ImportReport(files=[], engine=engine)
+    reads: list[FeedRead] = []
+    for name in files:
+        try:
+            reads.append(read_feed(Path(name)))
+        except InputError as exc:  # one unreadable file never loses the others
+            why = str(exc)
+            prefix = f"{exc.path}: " if exc.path else ""
+            report.failed.append((str(name), why[len(prefix) :] if why.startswith(prefix) else why))
+    ranges_folder = store.root.parent / "ranges"
+    extra, to_save, report.maxmind = maxmind_ranges(ranges_folder, asn_db, geo_db)
     with store.locked():
         con = duck.connect(threads)
         try:
@@ -258,5 +322,6 @@ def import_files(
             staged.discard()
             raise
         staged.publish()
+        save_ranges(ranges_folder, to_save)
     report.seconds = time.perf_counter() - started
     return report

@@ -20,7 +20,7 @@ import ipaddress
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,29 +105,49 @@ def network_parts(text: str) -> tuple[int, int, int] | None:
     return _signed(n >> 64), _signed(n & ((1 << 64) - 1)), net.prefixlen
 
 
-def parse_day(text: str) -> date | None:
-    """The UTC day of a feed time: ISO 8601 (space or T, Z or an offset; naive is UTC), a bare
-    date, or Unix epoch seconds (milliseconds when it is too large for seconds)."""
+EARLIEST_DAY = date(2000, 1, 1)  # feed times before this are mistakes (epoch 0, bad clocks)
+FUTURE_DAYS = 1  # nor more than a day ahead of the machine's clock
+
+
+def day_or_reason(text: str, today: date | None = None) -> date | str:
+    """The UTC day of a feed time, or why it is not one ("missing time", "not a time: …",
+    "time out of range …"). Accepted: ISO 8601 (space or T, Z or an offset; naive is UTC), a
+    bare date, or Unix epoch seconds (milliseconds when too large for seconds). Days before
+    2000-01-01 or more than a day after `today` (default: the UTC date now) are refused."""
     text = text.strip()
     if not text:
-        return None
+        return "missing time"
+    shown = repr(text[:60])
+    day: date | None = None
     if text.replace(".", "", 1).isdigit():
         try:
             secs = float(text)
             if secs > 1e11:
                 secs /= 1000
-            return datetime.fromtimestamp(secs, UTC).date()
+            day = datetime.fromtimestamp(secs, UTC).date()
         except (ValueError, OverflowError, OSError):
-            return None
-    try:
-        ts = datetime.fromisoformat(text.replace(" UTC", "Z"))
-    except ValueError:
-        return None
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(UTC)
-    if not 1990 <= ts.year <= 2200:
-        return None
-    return ts.date()
+            return f"time out of range: {shown}"
+    else:
+        try:
+            ts = datetime.fromisoformat(text.replace(" UTC", "Z"))
+        except ValueError:
+            return f"not a time: {shown}"
+        if ts.tzinfo is not None:
+            try:
+                ts = ts.astimezone(UTC)
+            except OverflowError:
+                return f"time out of range: {shown}"
+        day = ts.date()
+    latest = (today or datetime.now(UTC).date()) + timedelta(days=FUTURE_DAYS)
+    if not EARLIEST_DAY <= day <= latest:
+        return f"time out of range (before {EARLIEST_DAY} or in the future): {shown}"
+    return day
+
+
+def parse_day(text: str) -> date | None:
+    """The UTC day of a feed time, None when it is not a usable one (see `day_or_reason`)."""
+    found = day_or_reason(text)
+    return found if isinstance(found, date) else None
 
 
 def norm_family(text: str | None) -> str:
@@ -153,31 +173,35 @@ def build_events(
     families: pa.Array,
     lines: np.ndarray,
     issues: IssueLog,
+    undecodable: np.ndarray | None = None,
 ) -> pa.Table:
-    """The event table of raw columns (strings): rows with a bad address or time go to `issues`
-    with their line numbers."""
+    """The event table of raw columns (strings): rows with a bad address or time (or, where
+    `undecodable` is True, bytes that are not UTF-8) go to `issues` with their line numbers."""
     n = len(ips)
     if n == 0:
         return EVENT_SCHEMA.empty_table()
+    today = datetime.now(UTC).date()
     ip_res, ip_idx = _lookup(ips, ip_parts)
-    day_res, day_idx = _lookup(times, parse_day)
+    day_res, day_idx = _lookup(times, lambda v: day_or_reason(v, today))
     fam_res, fam_idx = _lookup(families, norm_family)
     ip_ok = np.array([r is not None for r in ip_res], dtype=bool)[ip_idx]
-    day_ok = np.array([r is not None for r in day_res], dtype=bool)[day_idx]
-    good = ip_ok & day_ok
+    day_ok = np.array([isinstance(r, date) for r in day_res], dtype=bool)[day_idx]
+    text_ok = np.ones(n, dtype=bool) if undecodable is None else ~undecodable
+    good = ip_ok & day_ok & text_ok
     if not good.all():
         raw_ips = ips.to_pylist()
-        raw_times = times.to_pylist()
         for i in np.flatnonzero(~good):
-            if not ip_ok[i]:
+            if not text_ok[i]:
+                issues.add(path, int(lines[i]), "invalid UTF-8 bytes")
+            elif not ip_ok[i]:
                 issues.add(path, int(lines[i]), f"not an IP address: {str(raw_ips[i])[:60]!r}")
             else:
-                issues.add(path, int(lines[i]), f"not a time: {str(raw_times[i])[:60]!r}")
+                issues.add(path, int(lines[i]), str(day_res[day_idx[i]]))
     keep = np.flatnonzero(good)
     ip_text = pa.array([r[0] if r else "" for r in ip_res], pa.string())
     his = np.array([r[1] if r else 0 for r in ip_res], dtype=np.int64)
     los = np.array([r[2] if r else 0 for r in ip_res], dtype=np.int64)
-    days = pa.array([r for r in day_res], pa.date32())
+    days = pa.array([r if isinstance(r, date) else None for r in day_res], pa.date32())
     fams = pa.array(fam_res, pa.string())
     idx_ip = pa.array(ip_idx[keep])
     return pa.table(
@@ -271,6 +295,28 @@ def _first_nonempty(columns: Sequence[pa.Array], n: int) -> pa.Array:
     return out
 
 
+def _decode(column: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """A binary column as UTF-8 text (once per distinct value) and the rows that are not UTF-8
+    (their text is empty)."""
+    enc = pc.dictionary_encode(column.fill_null(b""))
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    texts: list[str] = []
+    bad: list[bool] = []
+    for raw in enc.dictionary.to_pylist():
+        try:
+            texts.append(raw.decode("utf-8"))
+            bad.append(False)
+        except UnicodeDecodeError:
+            texts.append("")
+            bad.append(True)
+    idx = enc.indices
+    return (
+        pa.array(texts, pa.string()).take(idx),
+        np.array(bad, dtype=bool)[idx.to_numpy(zero_copy_only=False)],
+    )
+
+
 def read_csv(path: Path, layout: CsvLayout) -> FeedRead:
     issues = IssueLog()
     skipped: list[int] = []
@@ -292,8 +338,9 @@ def read_csv(path: Path, layout: CsvLayout) -> FeedRead:
         encoding="utf8",
     )
     parse = pacsv.ParseOptions(invalid_row_handler=on_bad, newlines_in_values=False)
+    # Read as bytes: a row with bytes that are not UTF-8 is a bad row, not a failed file.
     convert = pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in wanted},
+        column_types={c: pa.binary() for c in wanted},
         include_columns=wanted,
         strings_can_be_null=False,
     )
@@ -310,14 +357,14 @@ def read_csv(path: Path, layout: CsvLayout) -> FeedRead:
     lines = np.arange(first, first + n + len(skipped), dtype=np.int64)
     if skipped:
         lines = lines[~np.isin(lines, np.array(skipped, dtype=np.int64))][:n]
-    fams = _first_nonempty([table.column(c).combine_chunks() for c in layout.families], n)
+    undecodable = np.zeros(n, dtype=bool)
+    texts: dict[str, pa.Array] = {}
+    for name in dict.fromkeys(wanted):
+        texts[name], bad = _decode(table.column(name))
+        undecodable |= bad
+    fams = _first_nonempty([texts[c] for c in layout.families], n)
     events = build_events(
-        str(path),
-        table.column(layout.ip).combine_chunks(),
-        table.column(layout.time).combine_chunks(),
-        fams,
-        lines,
-        issues,
+        str(path), texts[layout.ip], texts[layout.time], fams, lines, issues, undecodable
     )
     issues.issues.sort(key=lambda i: i.line)
     return FeedRead(str(path), layout.format, events, rows=n + len(skipped), issues=issues)
@@ -362,11 +409,15 @@ def read_intelmq(path: Path) -> FeedRead:
     fams: list[str] = []
     lines: list[int] = []
     for number, item in _intelmq_records(path, issues):
-        ips.append(str(item.get("source.ip") or ""))
-        times.append(str(item.get("time.source") or item.get("time.observation") or ""))
-        fams.append(str(item.get("malware.name") or item.get("classification.identifier") or ""))
-        lines.append(number)
-    rows = len(ips) + issues.count
+        name = item.get("malware.name") or item.get("classification.identifier") or ""
+        # A list of names is one event per name (same address, same time).
+        names = [str(n) for n in name if n] if isinstance(name, list) else [str(name)]
+        for family in names or [""]:
+            ips.append(str(item.get("source.ip") or ""))
+            times.append(str(item.get("time.source") or item.get("time.observation") or ""))
+            fams.append(family)
+            lines.append(number)
+    rows = len(ips) + issues.count  # a record with a list of names counts once per name
     events = build_events(
         str(path),
         pa.array(ips, pa.string()),
@@ -375,14 +426,19 @@ def read_intelmq(path: Path) -> FeedRead:
         np.array(lines, dtype=np.int64),
         issues,
     )
+    issues.issues.sort(key=lambda i: i.line)
     return FeedRead(str(path), "intelmq", events, rows=rows, issues=issues)
 
 
 def read_feed(path: Path, fmt: str | None = None) -> FeedRead:
     """Read one feed file (format sniffed unless given). Unknown formats are an InputError."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder, not a feed file (give the files in it)", path=str(path))
     if not path.is_file():
         raise InputError("no such file", path=str(path))
+    if path.stat().st_size == 0:
+        raise InputError("empty file", path=str(path))
     fmt = fmt or sniff(path)
     if fmt == "intelmq":
         return read_intelmq(path)

@@ -7,8 +7,11 @@ modification time."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +24,70 @@ from quet.botnet.feeds import network_parts
 from quet.botnet.sql import RANGE_SCHEMA
 from quet.errors import InputError
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: province names mapped to the official Vietnamese names
+
+# GeoLite2 spellings that do not fold to an official name (folded key → folded official key).
+_PROVINCE_ALIASES = {
+    "thuathienhue": "hue",
+    "thuathien": "hue",
+    "daclac": "daklak",
+    "dacnong": "daknong",
+    "vungtau": "bariavungtau",
+    "saigon": "hochiminh",
+    "hcmc": "hochiminh",
+    "tphcm": "hochiminh",
+    "baccan": "backan",
+}
+_PREFIXES = ("thanh pho ", "tinh ", "tp ", "tp. ")
+_SUFFIXES = (" city", " province", " municipality")
+
+
+def province_key(name: str) -> str:
+    """A name folded for matching: no diacritics, đ as d, lower case, without the "Thành phố" /
+    "Tỉnh" prefix or the " City" / " Province" suffix, letters only."""
+    text = unicodedata.normalize("NFD", name.strip().lower().replace("đ", "d"))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = " ".join(text.replace("-", " ").split())
+    for prefix in _PREFIXES:
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    for suffix in _SUFFIXES:
+        if text.endswith(suffix):
+            text = text[: -len(suffix)]
+    key = re.sub(r"[^a-z0-9]", "", text)
+    return _PROVINCE_ALIASES.get(key, key)
+
+
+@functools.cache
+def _official_names() -> dict[str, str]:
+    """Folded key → the official Vietnamese name (the 34 provinces of 2025 win over the 63 of
+    2008 where both have a name)."""
+    from quet.server.orgdata import provinces
+
+    out: dict[str, str] = {}
+    for edition in ("2008", "2025"):
+        try:
+            records = provinces(edition)
+        except Exception:
+            continue
+        for record in records:
+            out[province_key(record.name)] = record.name
+    return out
+
+
+def official_province(name: str) -> str:
+    """A MaxMind subdivision name ("Ho Chi Minh", "Hanoi", "Thua Thien-Hue") as the official
+    Vietnamese province name ("Thành phố Hồ Chí Minh", "Thành phố Hà Nội", "Thành phố Huế");
+    names it does not know are kept as given."""
+    if not name.strip():
+        return ""
+    return _official_names().get(province_key(name), name.strip())
 
 
 def _name(names: Any) -> str:
     if not isinstance(names, dict):
         return ""
-    return str(names.get("vi") or names.get("en") or next(iter(names.values()), ""))
+    return str(names.get("en") or names.get("vi") or next(iter(names.values()), ""))
 
 
 def record_fields(record: Any) -> dict[str, Any]:
@@ -38,14 +98,18 @@ def record_fields(record: Any) -> dict[str, Any]:
     isp = record.get("autonomous_system_organization") or record.get("isp") or ""
     country = record.get("country") or record.get("registered_country") or {}
     subs = record.get("subdivisions") or []
+    code = str(country.get("iso_code") or "")[:2] if isinstance(country, dict) else ""
     province = ""
-    if subs and isinstance(subs[0], dict):
-        province = _name(subs[0].get("names")) or str(subs[0].get("iso_code") or "")
+    # Provinces are Vietnam's: a foreign region ("Central Singapore") would be a row of its own
+    # in the province breakdown, so outside VN only the country is kept.
+    if subs and isinstance(subs[0], dict) and code in ("VN", ""):
+        raw = _name(subs[0].get("names")) or str(subs[0].get("iso_code") or "")
+        province = official_province(raw) if raw else ""
     return {
         "asn": int(asn) if isinstance(asn, int) else None,
         "isp": str(isp)[:200],
         "province": province[:100],
-        "country": str(country.get("iso_code") or "")[:2] if isinstance(country, dict) else "",
+        "country": code,
     }
 
 

@@ -84,11 +84,11 @@ select hi, lo, kind, max(plen) as plen, max_by(org_id, plen) as org_id, max_by(a
 from hits group by hi, lo, kind
 """
 
-# Per address: the owning organisation, ASN/ISP, province (the geo database's, else the
-# organisation's province) and country; with the organisation's sector and name for statistics.
+# Per address: the owning organisation, ASN/ISP, province (the owning organisation's province
+# when it has one, else the geo database's, already mapped to the official name) and country; with the organisation's sector and name for statistics.
 ATTR = """
 select i.ip, i.hi, i.lo, o.org_id, a.asn, coalesce(a.isp, '') as isp,
-       coalesce(nullif(g.province, ''), og.province, '') as province,
+       coalesce(nullif(og.province, ''), g.province, '') as province,
        coalesce(g.country, '') as country,
        coalesce(og.sector, '') as sector, coalesce(og.name, '') as org_name
 from ips i

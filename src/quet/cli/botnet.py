@@ -63,7 +63,30 @@ tr("bn.stale", "Lưu ý: dữ liệu mới nhất đã cũ.", "Note: the newest 
 tr("bn.sent", "Đã gửi bản tin ngày {day} cho {n} đơn vị.", "Sent the digest of {day} to {n} organisation(s).")  # fmt: skip
 tr("bn.skipped", "Bỏ qua {code}: {reason}", "Skipped {code}: {reason}")
 tr("bn.failed", "Gửi thất bại: {what}", "Delivery failed: {what}")
+tr("bn.channel.email", "thư điện tử", "e-mail")
+tr("bn.channel.webhook", "webhook", "webhook")
 tr("bn.unknown_org", "Không có tổ chức mã {code}", "No organisation with code {code}")
+tr("bn.failed_file", "Không đọc được {file}: {why}", "Could not read {file}: {why}")
+tr("bn.failed_files", "{n} tệp không nhập được (các tệp khác đã được nhập).", "{n} file(s) could not be imported (the others were).")  # fmt: skip
+tr("bn.maxmind", "Dữ liệu MaxMind ({kind}): {used}", "MaxMind data ({kind}): {used}")
+tr("bn.maxmind.none", "không có (chưa từng cung cấp)", "none (never given)")
+tr("bn.no_data_short", "chưa có dữ liệu", "no data")
+tr("bn.period.day", "Ngày {start}", "Day {start}")
+tr("bn.period.week", "Tuần {start} – {end}", "Week {start} – {end}")
+tr("bn.ips.day", "IP botnet (duy nhất) trong ngày: {n}", "Unique botnet IPs that day: {n}")
+tr("bn.ips.week", "IP botnet (duy nhất) trong tuần: {n}", "Unique botnet IPs that week: {n}")
+tr("bn.vs_prev.day", "So với ngày trước ({n}): {pct}", "vs the day before ({n}): {pct}")
+tr("bn.vs_prev.week", "So với tuần trước ({n}): {pct}", "vs last week ({n}): {pct}")
+tr("bn.unattributed", "Chưa xác định đơn vị", "Unattributed")
+tr("bn.unknown_label", "Không rõ", "Unknown")
+tr("bn.sector.government", "Cơ quan nhà nước", "Government")
+tr("bn.sector.finance", "Tài chính, ngân hàng", "Finance")
+tr("bn.sector.education", "Giáo dục", "Education")
+tr("bn.sector.health", "Y tế", "Health")
+tr("bn.sector.energy", "Năng lượng", "Energy")
+tr("bn.sector.telecom", "Viễn thông", "Telecommunications")
+tr("bn.sector.other", "Khác", "Other")
+tr("bn.sector.", "(chưa xác định)", "(not set)")
 
 app = typer.Typer(
     help=(
@@ -163,8 +186,13 @@ def import_cmd(
 
     Each (IP, family, day) is kept once: importing the same file twice adds nothing. Every
     address goes to the organisation that registered the smallest range holding it
-    (`quet org import`, column ip_ranges); ASN/ISP and province come from the MaxMind databases
-    when given. The statistics of every day, ISO week and month touched are recounted.
+    (`quet org import`, column ip_ranges); ASN/ISP and province come from the MaxMind databases.
+    The databases given are remembered (their ranges are saved in the data folder) and used by
+    later imports that do not name them, so a recount never loses ISP or province. The
+    statistics of every day, ISO week and month touched are recounted.
+
+    A file that cannot be read (missing, a folder, empty, unknown format) is named and skipped;
+    the other files are imported and the exit code is 1. Bad rows never stop a file.
 
     Ví dụ / example:  quet botnet import sinkhole-2026-11-24.csv.gz --geo-db GeoLite2-City.mmdb
     """
@@ -176,6 +204,8 @@ def import_cmd(
         )
     if json_out:
         typer.echo(json.dumps(_plain(report), ensure_ascii=False, indent=2))
+        if report.failed:
+            raise typer.Exit(1)
         return
     table = Table(show_edge=False)
     for key in ("file", "format", "rows", "bad", "dup", "new", "attr", "unattr", "days"):
@@ -196,6 +226,9 @@ def import_cmd(
     if report.bad_ranges:
         first = escape(", ".join(report.bad_ranges[:3]))
         err.print(f"[yellow]{t('bn.bad_ranges', n=len(report.bad_ranges), first=first)}[/]")
+    for kind, used in report.maxmind.items():
+        shown = t("bn.maxmind.none") if used == "none" else used
+        out.print(t("bn.maxmind", kind=kind, used=escape(shown)), highlight=False)
     out.print(
         t(
             "bn.done",
@@ -207,6 +240,16 @@ def import_cmd(
             engine=report.engine,
         )
     )
+    _report_failed(report.failed)
+
+
+def _report_failed(failed: list[tuple[str, str]]) -> None:
+    """Name each file that could not be read; exit 1 when there was one (the rest imported)."""
+    for file, why in failed:
+        err.print(f"[red]{escape(t('bn.failed_file', file=file, why=why))}[/]", soft_wrap=True)
+    if failed:
+        err.print(f"[red]{t('bn.failed_files', n=len(failed))}[/]")
+        raise typer.Exit(1)
 
 
 def _pct(value: float | None) -> str:
@@ -216,59 +259,123 @@ def _pct(value: float | None) -> str:
     return f"{arrow} {value:+.1f} %"
 
 
+def _n(value: int | None) -> str:
+    return t("bn.no_data_short") if value is None else f"{value:,}"
+
+
+def _row_label(key: str, row: dict[str, Any]) -> str:
+    """How a breakdown row is named: sectors translated, ASN with the ISP, the unknown and
+    unattributed buckets in words."""
+    raw_key = str(row.get("key") or "")
+    if key == "top_sectors":
+        return t(f"bn.sector.{raw_key}") if raw_key else t("bn.unknown_label")
+    if not raw_key:
+        return t("bn.unattributed") if key == "top_orgs" else t("bn.unknown_label")
+    if key == "top_isps":
+        return f"AS{raw_key} {row.get('label') or ''}".strip()
+    if key == "top_orgs":
+        label = str(row.get("label") or "")
+        code = str(row.get("code") or "")
+        return f"{label} ({code})" if code and label else label or code or raw_key
+    return str(row.get("label") or raw_key)
+
+
+_TOPS = (
+    ("top_families", "bn.top.family"),
+    ("top_provinces", "bn.top.province"),
+    ("top_isps", "bn.top.isp"),
+    ("top_sectors", "bn.top.sector"),
+    ("top_orgs", "bn.top.org"),
+)
+
+
+def _json_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures for --json: organisations keyed by their code (the database id kept as
+    `id`), every row with a readable label."""
+    data = dict(figures)
+    for key, _title in _TOPS:
+        rows = []
+        for row in figures.get(key) or []:
+            item = dict(row)
+            if key == "top_orgs":
+                item["id"] = row.get("key") or None
+                item["key"] = row.get("code") or ""
+                item.pop("code", None)
+            item["label"] = _row_label(key, row)
+            rows.append(item)
+        data[key] = rows
+    return data
+
+
 @app.command("stats")
 def stats_cmd(
     database_url: DbOption = "",
     month: Annotated[
         str | None, typer.Option(help="YYYY-MM (default: the newest feed month)")
     ] = None,
+    period: Annotated[
+        str,
+        typer.Option(
+            help="month, week (ISO, Monday to Sunday) or day; with --day for a week or a day"
+        ),
+    ] = "month",
+    day: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD: a day of the week/day to show (default: the newest)"),
+    ] = None,
     org: Annotated[str, typer.Option("--org", help="Only this organisation's subtree (code)")] = "",
     json_out: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
 ) -> None:
-    """Số IP botnet: tháng này, so với tháng trước và cùng kỳ năm trước / the figures.
+    """Số IP botnet: kỳ này, so với kỳ trước và cùng kỳ năm trước / the figures.
 
-    Ví dụ / example:  quet botnet stats --month 2026-11 --org VN-01
+    A month by default (--period week or day for an ISO week or one day). A period without any
+    imported feed data prints "chưa có dữ liệu" / "no data" (null in --json), not 0; the changes
+    need data on both sides. In --json, organisations are keyed by their code.
+
+    Ví dụ / examples:  quet botnet stats --month 2026-11 --org VN-01
+    quet botnet stats --period week --day 2026-11-18
     """
     from quet.server.services import botnet, orgs
 
+    if period not in ("day", "week", "month"):
+        raise InputError(f"--period: one of day, week, month, got {period!r}")
+    wanted = _day(day, "--day") if day and period != "month" else _day(month, "--month")
     with _session(database_url) as (session, _settings):
         under = None
         if org:
             under = orgs.by_code(session, org)
             if under is None:
                 raise InputError(t("bn.unknown_org", code=org))
-        figures = botnet.summary(session, under, _day(month, "--month"))
+        figures = botnet.summary(session, under, wanted, period)
     if json_out:
-        typer.echo(json.dumps(_plain(figures), ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(_plain(_json_figures(figures)), ensure_ascii=False, indent=2))
         return
     if not figures.get("latest_day"):
         out.print(t("bn.none"))
         return
     scope = figures.get("scope")
     out.print(t("bn.scope", **scope) if scope else t("bn.national"))
-    out.print(f"[bold]{t('bn.month', month=figures['month'])}[/]")
-    out.print(t("bn.ips", n=f"{figures['ips']:,}"))
-    out.print(t("bn.vs_month", n=f"{figures['last_month']:,}", pct=_pct(figures.get("change_month_pct"))))  # fmt: skip
-    out.print(t("bn.vs_year", n=f"{figures['last_year']:,}", pct=_pct(figures.get("change_year_pct"))))  # fmt: skip
+    if period == "month":
+        out.print(f"[bold]{t('bn.month', month=figures['month'])}[/]")
+        out.print(t("bn.ips", n=_n(figures["ips"])))
+        vs = "bn.vs_month"
+    else:
+        out.print(f"[bold]{t(f'bn.period.{period}', start=figures['start'], end=figures['end'])}[/]")  # fmt: skip
+        out.print(t(f"bn.ips.{period}", n=_n(figures["ips"])))
+        vs = f"bn.vs_prev.{period}"
+    out.print(t(vs, n=_n(figures["last_month"]), pct=_pct(figures.get("change_month_pct"))))
+    out.print(t("bn.vs_year", n=_n(figures["last_year"]), pct=_pct(figures.get("change_year_pct"))))  # fmt: skip
     out.print(t("bn.latest", day=figures["latest_day"], n=f"{figures.get('latest_day_ips', 0):,}"))
-    for key, title in (
-        ("top_families", "bn.top.family"),
-        ("top_provinces", "bn.top.province"),
-        ("top_isps", "bn.top.isp"),
-        ("top_sectors", "bn.top.sector"),
-        ("top_orgs", "bn.top.org"),
-    ):
+    for key, title in _TOPS:
         rows = figures.get(key) or []
         if not rows:
             continue
         table = Table(title=t(title), show_edge=False, title_justify="left")
         table.add_column("")
         table.add_column("IP", justify="right")
-        for row in rows[:10]:
-            label = row.get("label") or row.get("key") or t("bn.unknown")
-            if key == "top_isps" and row.get("key"):
-                label = f"AS{row['key']} {row.get('label') or ''}".strip()
-            table.add_row(escape(str(label)), f"{row['ips']:,}")
+        ordered = sorted(rows, key=lambda r: (not r.get("key"), -int(r["ips"])))
+        for row in ordered[:10]:
+            table.add_row(escape(_row_label(key, row)), f"{row['ips']:,}")
         out.print(table)
 
 
@@ -294,9 +401,12 @@ def notify_cmd(
     out.print(t("bn.sent", day=data.get("day") or "—", n=len(data.get("sent") or [])))
     for code, reason in (data.get("skipped") or {}).items():
         out.print(t("bn.skipped", code=escape(str(code)), reason=escape(str(reason))))
-    for failed in getattr(result, "failed", []):
-        err.print(f"[red]{t('bn.failed', what=escape(str(_plain(failed))))}[/]")
-    if getattr(result, "failed", []):
+    for failed in result.failed:
+        channel = t(f"bn.channel.{failed.channel}") if failed.channel in ("email", "webhook") else failed.channel  # fmt: skip
+        tries = f", {failed.attempts}×" if failed.attempts > 1 else ""
+        what = f"{failed.org_code} — {channel}{tries}: {failed.error or '?'}"
+        err.print(f"[red]{t('bn.failed', what=escape(what))}[/]", soft_wrap=True)
+    if result.failed:
         raise typer.Exit(1)
 
 

@@ -21,7 +21,6 @@ class LookupOut(BaseModel):
     ip: str = Field(description="the address checked, in canonical form")
     listed: bool = Field(description="seen in a botnet feed on `day`")
     day: date | None = Field(description="the newest feed day (None: no data yet)")
-    families: list[str] = Field(description="malware families it was reported with that day")
     stale: bool = Field(description="`day` is more than a week old")
 
 
@@ -31,12 +30,22 @@ class KeyCount(BaseModel):
     ips: int
 
 
+class OrgCount(KeyCount):
+    code: str = ""
+
+
 class StatsOut(BaseModel):
     scope: dict[str, str] | None = Field(description="None: the whole country")
-    month: str = Field(description="YYYY-MM")
-    ips: int = Field(description="unique botnet IPs in the month")
-    last_month: int
-    last_year: int = Field(description="the same month a year earlier")
+    period: str = Field(description="day | week | month")
+    start: date = Field(description="the period's first day")
+    end: date = Field(description="the period's last day")
+    month: str = Field(description="YYYY-MM of `start`")
+    has_data: bool = Field(description="any feed data was imported for the period")
+    ips: int | None = Field(description="unique botnet IPs in the period (None: no data)")
+    last_month: int | None = Field(description="the previous period (None: no data)")
+    last_year: int | None = Field(description="the same period a year earlier (None: no data)")
+    previous_start: date
+    year_ago_start: date
     change_month_pct: float | None
     change_year_pct: float | None
     latest_day: date | None
@@ -45,8 +54,12 @@ class StatsOut(BaseModel):
     top_provinces: list[KeyCount]
     top_isps: list[KeyCount] = Field(description="key: the ASN; label: the ISP's name")
     top_sectors: list[KeyCount]
-    top_orgs: list[KeyCount] = Field(description="key: organisation id ('' = unattributed)")
-    trend: list[tuple[date, int]] = Field(description="unique IPs per feed day, oldest first")
+    top_orgs: list[OrgCount] = Field(
+        description="key: organisation id ('' = unattributed); code: its code"
+    )
+    trend: list[tuple[date, int]] = Field(
+        description="unique IPs per period (its first day), oldest first"
+    )
 
 
 class IpOut(BaseModel):
@@ -81,7 +94,7 @@ def lookup(
     """Public: is this IP (the caller's own by default) in a botnet on the newest feed day?
     Tells nothing about who holds it. At most 30 lookups a minute per client."""
     client = request.client.host if request.client else ""
-    wait = botnet.limiter(request.app.state).hit(client or "?")
+    wait = botnet.limiter(request.app.state).hit(client or "?")  # IPv6 clients by /64
     if wait:
         seconds = max(1, round(wait + 0.5))
         return JSONResponse(
@@ -113,14 +126,22 @@ def stats(
     principal: CurrentUser,
     org: Annotated[str, Query(max_length=64, description="organisation code")] = "",
     month: Annotated[str, Query(pattern=r"^(\d{4}-\d{2})?$")] = "",
-    days: Annotated[int, Query(ge=0, le=3660, description="days of daily trend")] = 730,
+    period: Annotated[str, Query(pattern=r"^(day|week|month)$")] = "month",
+    day: Annotated[
+        date | None, Query(description="a day of the period (week/day; overrides month)")
+    ] = None,
+    days: Annotated[int, Query(ge=0, le=3660, description="days of trend")] = 730,
+    trend_period: Annotated[
+        str, Query(pattern=r"^(day|week|month)$", description="one trend point per …")
+    ] = "day",
 ) -> StatsOut:
-    """The month's figures for the caller's organisation (or `org` within their scope): the root
-    sees the whole country."""
+    """The figures of one period (a month by default, or the ISO week / day holding `day`) for
+    the caller's organisation (or `org` within their scope): the root sees the whole country.
+    The trend has one point per day (or per `trend_period`)."""
     under = find_org(session, principal, org or None)
     with service_errors():
-        figures = botnet.summary(session, under, _month(month))
-    trend = botnet.trend(session, under, days) if days else []
+        figures = botnet.summary(session, under, day or _month(month), period)
+    trend = botnet.trend(session, under, days, period=trend_period) if days else []
     return StatsOut(**figures, trend=trend)
 
 

@@ -55,9 +55,11 @@ __all__ = [
     "apply_ips",
     "apply_stats",
     "breakdown",
+    "has_data",
     "latest_day",
     "lookup",
     "org_ips",
+    "period_start",
     "record_import",
     "send_digests",
     "status_of",
@@ -93,6 +95,47 @@ def _next_month(start: date) -> date:
     return (start + timedelta(days=32)).replace(day=1)
 
 
+def period_start(period: str, day: date) -> date:
+    """The start of the statistics period holding `day`: the day, its ISO week's Monday, or the
+    1st of its month."""
+    if period not in PERIODS:
+        raise InputError(f"unknown period {period!r}: one of {', '.join(PERIODS)}")
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def period_end(period: str, start: date) -> date:
+    """The last day of the period that begins on `start`."""
+    if period == "day":
+        return start
+    if period == "week":
+        return start + timedelta(days=6)
+    return _next_month(start) - timedelta(days=1)
+
+
+def previous_start(period: str, start: date) -> date:
+    """The period before: yesterday, last week's Monday, last month's 1st."""
+    if period == "day":
+        return start - timedelta(days=1)
+    if period == "week":
+        return start - timedelta(days=7)
+    return _prev_month(start)
+
+
+def year_ago_start(period: str, start: date) -> date:
+    """The same period a year earlier: the same date (28 Feb for 29 Feb), the Monday 52 weeks
+    back, the same month."""
+    if period == "week":
+        return start - timedelta(weeks=52)
+    try:
+        return start.replace(year=start.year - 1)
+    except ValueError:  # 29 February
+        return start.replace(year=start.year - 1, day=28)
+
+
 def _is_national(under: Organisation | None) -> bool:
     return under is None or under.parent_id is None
 
@@ -104,7 +147,22 @@ def _org_keys(under: Organisation) -> sa.Select[Any]:
     )
 
 
-def _count(session: Session, under: Organisation | None, period: str, start: date) -> int:
+def has_data(session: Session, period: str, start: date) -> bool:
+    """Whether any feed data was imported for the period (its national statistics row exists)."""
+    q = sa.select(BotnetStat.ips).where(
+        BotnetStat.period == period,
+        BotnetStat.start == start,
+        BotnetStat.dim == "all",
+        BotnetStat.key == "",
+    )
+    return session.scalar(q.limit(1)) is not None
+
+
+def _count(session: Session, under: Organisation | None, period: str, start: date) -> int | None:
+    """Unique IPs of the period, for the country or a subtree; None when the period has no
+    feed data at all (which is not the same as none of the subtree's IPs in it)."""
+    if not has_data(session, period, start):
+        return None
     q = sa.select(sa.func.coalesce(sa.func.sum(BotnetStat.ips), 0)).where(
         BotnetStat.period == period, BotnetStat.start == start
     )
@@ -116,8 +174,8 @@ def _count(session: Session, under: Organisation | None, period: str, start: dat
     return int(session.scalar(q) or 0)
 
 
-def _change(now: int, before: int) -> float | None:
-    if before == 0:
+def _change(now: int | None, before: int | None) -> float | None:
+    if now is None or before is None or before == 0:
         return None
     return round((now - before) * 100.0 / before, 1)
 
@@ -128,26 +186,41 @@ def breakdown(
     dim: str,
     month: date,
     limit: int = TOP,
+    period: str = "month",
 ) -> list[dict[str, Any]]:
-    """The month's top keys of one dimension: [{key, label, ips}], biggest first.
+    """The top keys of one dimension in the period holding `month` (a month by default):
+    [{key, label, ips}], biggest first; organisation rows also carry their `code` ('' for the
+    unattributed bucket).
 
     For the country these are the statistics rows. For a subtree, organisations come from the
     statistics too (exact); family, province, ASN and sector are counted over the subtree's IP
-    rows whose sightings overlap the month (an upper bound: botnet_ips keeps no per-day rows)."""
+    rows whose sightings overlap the period (an upper bound: botnet_ips keeps no per-day rows)."""
     if dim not in DIMS or dim == "all":
         raise InputError(f"unknown dimension {dim!r}: one of {', '.join(DIMS[1:])}")
-    start = _month_start(month)
+    start = period_start(period, month)
     if _is_national(under) or dim == "org":
         q = sa.select(BotnetStat.key, BotnetStat.label, BotnetStat.ips).where(
-            BotnetStat.period == "month", BotnetStat.start == start, BotnetStat.dim == dim
+            BotnetStat.period == period, BotnetStat.start == start, BotnetStat.dim == dim
         )
         if not _is_national(under):
             assert under is not None
             q = q.where(BotnetStat.key.in_(_org_keys(under)))
         q = q.order_by(BotnetStat.ips.desc(), BotnetStat.key).limit(limit)
-        return [{"key": k, "label": lbl, "ips": int(n)} for k, lbl, n in session.execute(q)]
+        rows: list[dict[str, Any]] = [
+            {"key": k, "label": lbl, "ips": int(n)} for k, lbl, n in session.execute(q)
+        ]
+        if dim == "org":
+            ids = [int(r["key"]) for r in rows if str(r["key"]).isdigit()]
+            codes = dict(
+                session.execute(
+                    sa.select(Organisation.id, Organisation.code).where(Organisation.id.in_(ids))
+                ).all()
+            )
+            for r in rows:
+                r["code"] = codes.get(int(r["key"]), "") if str(r["key"]).isdigit() else ""
+        return rows
     assert under is not None
-    end = _next_month(start) - timedelta(days=1)
+    end = period_end(period, start)
     ip_count = sa.func.count(sa.distinct(BotnetIp.ip))
     scope = sa.and_(
         BotnetIp.org_id.in_(
@@ -215,47 +288,68 @@ def effective_sectors(session: Session, under: Organisation) -> dict[int, str]:
 
 
 def summary(
-    session: Session, under: Organisation | None, month: date | None = None
+    session: Session,
+    under: Organisation | None,
+    month: date | None = None,
+    period: str = "month",
 ) -> dict[str, Any]:
     """The figures `quet botnet stats` and the /botnet page share, for the country (`under` None
-    or the root) or one subtree: the month's unique IPs, last month's, the same month last year,
-    both changes in %, the newest feed day and its count, and the month's top keys."""
+    or the root) or one subtree, for the period (a month by default; also 'week' or 'day')
+    holding `month` (default: the newest feed day): its unique IPs, the previous period's
+    (`last_month`), the same period a year earlier (`last_year`), both changes in %, the newest
+    feed day and its count, and the period's top keys.
+
+    A period without any feed data gives None (not 0) for its count and for the changes that
+    need it; `has_data` says whether the asked period itself has any."""
     latest = latest_day(session)
-    start = _month_start(month or latest or date.today())
-    prev, year_ago = _prev_month(start), start.replace(year=start.year - 1)
-    ips = _count(session, under, "month", start)
-    last_month = _count(session, under, "month", prev)
-    last_year = _count(session, under, "month", year_ago)
+    start = period_start(period, month or latest or date.today())
+    prev, year_ago = previous_start(period, start), year_ago_start(period, start)
+    ips = _count(session, under, period, start)
+    last_month = _count(session, under, period, prev)
+    last_year = _count(session, under, period, year_ago)
     national = _is_national(under)
     return {
         "scope": None if national or under is None else {"code": under.code, "name": under.name},
+        "period": period,
+        "start": start.isoformat(),
+        "end": period_end(period, start).isoformat(),
         "month": start.strftime("%Y-%m"),
+        "has_data": ips is not None,
         "ips": ips,
         "last_month": last_month,
         "last_year": last_year,
+        "previous_start": prev.isoformat(),
+        "year_ago_start": year_ago.isoformat(),
         "change_month_pct": _change(ips, last_month),
         "change_year_pct": _change(ips, last_year),
         "latest_day": latest.isoformat() if latest else None,
-        "latest_day_ips": _count(session, under, "day", latest) if latest else 0,
-        "top_families": breakdown(session, under, "family", start),
-        "top_provinces": breakdown(session, under, "province", start),
-        "top_isps": breakdown(session, under, "asn", start),
-        "top_sectors": breakdown(session, under, "sector", start),
-        "top_orgs": breakdown(session, under, "org", start),
+        "latest_day_ips": (_count(session, under, "day", latest) or 0) if latest else 0,
+        "top_families": breakdown(session, under, "family", start, period=period),
+        "top_provinces": breakdown(session, under, "province", start, period=period),
+        "top_isps": breakdown(session, under, "asn", start, period=period),
+        "top_sectors": breakdown(session, under, "sector", start, period=period),
+        "top_orgs": breakdown(session, under, "org", start, period=period),
     }
 
 
 def trend(
-    session: Session, under: Organisation | None, days: int = 730, end: date | None = None
+    session: Session,
+    under: Organisation | None,
+    days: int = 730,
+    end: date | None = None,
+    period: str = "day",
 ) -> list[tuple[date, int]]:
-    """Daily unique IPs over the last `days` feed days up to `end` (default: the newest)."""
+    """Unique IPs per day (or per week / month: `period`) over the last `days` days up to `end`
+    (default: the newest feed day); each point is the period's start."""
     end = end or latest_day(session)
     if end is None:
         return []
-    first = end - timedelta(days=days - 1)
+    if period not in PERIODS:
+        raise InputError(f"unknown period {period!r}: one of {', '.join(PERIODS)}")
+    first = period_start(period, end - timedelta(days=days - 1))
     total = sa.func.sum(BotnetStat.ips)
     q = sa.select(BotnetStat.start, total).where(
-        BotnetStat.period == "day", BotnetStat.start >= first, BotnetStat.start <= end
+        BotnetStat.period == period, BotnetStat.start >= first, BotnetStat.start <= end
     )
     if _is_national(under):
         q = q.where(BotnetStat.dim == "all", BotnetStat.key == "")
@@ -362,8 +456,9 @@ def org_ips(
 
 @dataclass
 class LookupResult:
-    """What the public may learn about one address: listed on the newest feed day or not, and
-    the families. Never the owner, the ASN or the history."""
+    """The answer about one address: listed on the newest feed day or not. `families` is for the
+    operators' CLI only; the public answer (`to_dict`, the API and the /lookup page) is yes or
+    no and the day, never the family, the owner, the ASN or the history."""
 
     ip: str
     listed: bool
@@ -376,7 +471,6 @@ class LookupResult:
             "ip": self.ip,
             "listed": self.listed,
             "day": self.day.isoformat() if self.day else None,
-            "families": list(self.families),
             "stale": self.stale,
         }
 
@@ -475,25 +569,58 @@ def send_digests(session: Session, settings: Settings, day: date | None = None) 
 # --- the public lookup's rate limit ---------------------------------------------------------------
 
 
+def client_key(host: str) -> str:
+    """The rate limit's key for a client address: an IPv6 client by its /64 (one subscriber's
+    prefix, within which addresses rotate freely), IPv4 (and IPv4-mapped) by the address."""
+    try:
+        addr = ipaddress.ip_address(host.strip().strip("[]"))
+    except ValueError:
+        return host or "?"
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)))
+    return str(addr)
+
+
 class RateLimiter:
-    """At most `limit` calls per `window` seconds per client (a sliding log kept in memory; the
-    oldest clients are forgotten past `max_clients`). Shared by the /lookup page and the API."""
+    """At most `limit` calls per `window` seconds per client (a sliding log kept in memory),
+    shared by the /lookup page and the API. Clients are keyed by `client_key` (IPv6 by /64).
+
+    The table holds at most `max_clients` keys. When it is full, only clients whose window has
+    passed are forgotten (they have nothing left to count); if every key is still live, a new
+    client is refused until one expires. A flood of new addresses therefore never resets the
+    budget of clients already counted."""
 
     def __init__(self, limit: int = 30, window: float = 60.0, max_clients: int = 100_000) -> None:
         self.limit, self.window, self.max_clients = limit, window, max_clients
-        self._log: OrderedDict[str, deque[float]] = OrderedDict()
+        self._log: OrderedDict[str, deque[float]] = OrderedDict()  # least recently hit first
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._log)
+
+    def _evict_expired(self, now: float) -> None:
+        while self._log:
+            log = next(iter(self._log.values()))
+            if log and log[-1] > now - self.window:
+                return  # the least recently hit client is still live: so are all the others
+            self._log.popitem(last=False)
 
     def hit(self, client: str, now: float | None = None) -> float:
         """Count one call; 0 when allowed, else the seconds until the next one would be."""
         now = time.monotonic() if now is None else now
+        key = client_key(client)
         with self._lock:
-            log = self._log.get(client)
+            log = self._log.get(key)
             if log is None:
-                log = self._log[client] = deque()
-                while len(self._log) > self.max_clients:
-                    self._log.popitem(last=False)
-            self._log.move_to_end(client)
+                if len(self._log) >= self.max_clients:
+                    self._evict_expired(now)
+                if len(self._log) >= self.max_clients:
+                    oldest = next(iter(self._log.values()))
+                    return max(0.001, oldest[-1] + self.window - now)
+                log = self._log[key] = deque()
+            self._log.move_to_end(key)
             while log and log[0] <= now - self.window:
                 log.popleft()
             if len(log) >= self.limit:

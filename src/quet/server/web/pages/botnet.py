@@ -46,6 +46,27 @@ i18n.add(
         "botnet.vs_last_month": ("{arrow} {pct} so với tháng trước", "{arrow} {pct} vs last month"),
         "botnet.vs_last_year": ("{arrow} {pct} so với cùng kỳ", "{arrow} {pct} vs a year ago"),
         "botnet.no_change": ("— chưa có số liệu để so sánh", "— nothing to compare with"),
+        "botnet.no_period_data": ("chưa có dữ liệu", "no data"),
+        "botnet.period": ("Kỳ", "Period"),
+        "botnet.period.day": ("Ngày", "Day"),
+        "botnet.period.week": ("Tuần", "Week"),
+        "botnet.period.month": ("Tháng", "Month"),
+        "botnet.day": ("Ngày (tuần, ngày)", "Day (week, day)"),
+        "botnet.this_week": ("IP botnet tuần {month}", "Botnet IPs in the week of {month}"),
+        "botnet.this_day": ("IP botnet ngày {month}", "Botnet IPs on {month}"),
+        "botnet.last_week": ("Tuần trước", "Last week"),
+        "botnet.last_day": ("Ngày trước đó", "The day before"),
+        "botnet.vs_last_week": ("{arrow} {pct} so với tuần trước", "{arrow} {pct} vs last week"),
+        "botnet.vs_last_day": (
+            "{arrow} {pct} so với ngày trước",
+            "{arrow} {pct} vs the day before",
+        ),
+        "botnet.trend_week": ("Số IP botnet theo tuần", "Botnet IPs per week"),
+        "botnet.trend_month": ("Số IP botnet theo tháng", "Botnet IPs per month"),
+        "botnet.unit_ips_note_period": (
+            "Các IP thuộc dải mạng đã đăng ký của đơn vị, xuất hiện từ {month}.",
+            "IPs in the units' registered ranges seen since {month}.",
+        ),
         "botnet.trend": ("Số IP botnet theo ngày", "Botnet IPs per day"),
         "botnet.unique_ips": ("IP duy nhất", "Unique IPs"),
         "botnet.by_family": ("Theo họ mã độc", "By malware family"),
@@ -127,7 +148,6 @@ i18n.add(
             "Lưu ý: dữ liệu mới nhất là của ngày {day}.",
             "Note: the newest data is from {day}.",
         ),
-        "lookup.families": ("Họ mã độc: {families}", "Malware family: {families}"),
         "lookup.advice_listed": (
             "Một thiết bị dùng địa chỉ này (máy tính, điện thoại, camera, bộ định tuyến…) có "
             "thể đã nhiễm mã độc. Hãy cập nhật phần mềm, quét mã độc bằng phần mềm diệt virus, "
@@ -171,6 +191,31 @@ def _label(t: i18n.Translate, dim: str, row: dict[str, Any]) -> str:
     return str(label or key)
 
 
+def _day_param(value: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(f"day must be YYYY-MM-DD, got {value[:20]!r}") from exc
+
+
+def period_label(period: str, start: date, lang: str) -> str:
+    """The period as people write it: 11/2026, the week 16/11/2026–22/11/2026, 20/11/2026."""
+    if period == "month":
+        return month_label(start, lang)
+    end = botnet.period_end(period, start)
+    if lang == "en":
+        return (
+            notify.date_en(start)
+            if period == "day"
+            else f"{notify.date_en(start)} – {notify.date_en(end)}"
+        )
+    if period == "day":
+        return start.strftime("%d/%m/%Y")
+    return f"{start.strftime('%d/%m/%Y')} – {end.strftime('%d/%m/%Y')}"
+
+
 def _month_param(value: str) -> date | None:
     if not value:
         return None
@@ -201,17 +246,25 @@ def page(
     principal: PageUser,
     month: Annotated[str, Query(max_length=7)] = "",
     org: Annotated[str, Query(max_length=64)] = "",
+    period: Annotated[str, Query(pattern=r"^(|day|week|month)$")] = "",
+    day: Annotated[str, Query(max_length=10)] = "",
 ) -> HTMLResponse:
     lang = lang_of(request)
     t = i18n.translator(lang)
+    trend_period = period or "day"  # the default page: this month's figures, a daily trend
+    period = period or "month"
     with service_errors(invalid=400):
         wanted = _month_param(month)
+        wanted_day = _day_param(day)
+    if period != "month" and wanted_day is not None:
+        wanted = wanted_day
     under = find_org(session, principal, org or None)
-    figures = botnet.summary(session, under, wanted)
-    days = botnet.trend(session, under, 730)
+    figures = botnet.summary(session, under, wanted, period)
+    days = botnet.trend(session, under, 730, period=trend_period)
+    trend_title = t("botnet.trend") if trend_period == "day" else t(f"botnet.trend_{trend_period}")
     trend = charts.line_chart(
         {t("botnet.unique_ips"): [(d, float(n)) for d, n in days]},
-        title=t("botnet.trend"),
+        title=trend_title,
         lang=lang,
         width=960,
         height=300,
@@ -231,6 +284,8 @@ def page(
             for r in rows:
                 o = found.get(int(r["key"])) if r["key"].isdigit() else None
                 r["code"] = o.code if o is not None and principal.can_see(o) else ""
+        # unknown / unattributed last, as everywhere else
+        rows.sort(key=lambda r: (not r["key"], -r["ips"]))
         chart = charts.bar_chart(
             [r["shown"] for r in rows],
             [float(r["ips"]) for r in rows],
@@ -244,10 +299,11 @@ def page(
             {"dim": dim, "title": t(f"botnet.by_{dim}"), "rows": rows, "chart": chart}
         )
     latest = date.fromisoformat(figures["latest_day"]) if figures["latest_day"] else None
-    month_start = date.fromisoformat(figures["month"] + "-01")
+    month_start = date.fromisoformat(figures["start"])
     ips, total = botnet.org_ips(
         session, under, subtree=True, since=month_start, limit=500, latest=latest
     )
+    suffix = "month" if period == "month" else period
     return render(
         request,
         "pages/botnet.html",
@@ -258,7 +314,14 @@ def page(
         national=under.parent_id is None,
         latest=latest,
         month_start=month_start,
-        month_label=month_label(month_start, lang),
+        month_label=period_label(period, month_start, lang),
+        period=period,
+        trend_period=trend_period,
+        periods=botnet.PERIODS,
+        day_value=wanted_day.isoformat() if wanted_day else figures["start"],
+        this_key=f"botnet.this_{suffix}",
+        last_key=f"botnet.last_{suffix}",
+        vs_key=f"botnet.vs_last_{suffix}",
         arrow=_arrow,
         trend=trend,
         breakdowns=breakdowns,
@@ -313,7 +376,7 @@ def lookup(
     session: SessionDep,
     ip: Annotated[str, Query(max_length=100)] = "",
 ) -> HTMLResponse:
-    """Public: no sign-in, no principal, nothing but yes/no, the day, the family and advice."""
+    """Public: no sign-in, no principal, nothing but yes/no, the day and generic advice."""
     client = request.client.host if request.client else ""
     wait = botnet.limiter(request.app.state).hit(client or "?")
     if wait:
