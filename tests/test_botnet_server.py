@@ -9,7 +9,6 @@ import email.policy
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -424,10 +423,11 @@ def test_org_ips_status_and_scope(db_session: Session, tree: dict[str, Organisat
     assert botnet.status_of(DAY, DAY, None) == "gone"
 
 
-def test_two_years_of_daily_statistics_read_fast(
+def test_two_years_of_daily_statistics_chart(
     db_session: Session, tree: dict[str, Organisation]
 ) -> None:
-    """The issue's target: two years of daily rows charted in < 500 ms (read + SVG)."""
+    """Two years of daily rows come back as one point a day and chart as one SVG (the speed of
+    this at national scale is measured by bench/botnet_page.py, not here)."""
     from quet.server.web import charts
 
     start = DAY - timedelta(days=729)
@@ -442,12 +442,10 @@ def test_two_years_of_daily_statistics_read_fast(
     botnet.apply_stats(db_session, stat_rows(*rows))
     db_session.commit()
     for under in (None, tree["HN"]):
-        began = time.perf_counter()
         days = botnet.trend(db_session, under, 730)
         svg = charts.line_chart({"ips": [(d, float(n)) for d, n in days]}, title="t")
-        took = time.perf_counter() - began
         assert len(days) == 730 and "<svg" in svg
-        assert took < 0.5, f"{took:.3f} s"
+        assert [d for d, _ in days] == [start + timedelta(days=i) for i in range(730)]
 
 
 # --- the public lookup ----------------------------------------------------------------------------
