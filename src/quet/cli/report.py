@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from quet.cli.org import DbOption
 from quet.errors import InputError
 from quet.i18n import register as tr
 from quet.i18n import t
@@ -69,14 +70,6 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-DbOption = Annotated[
-    str,
-    typer.Option(
-        "--database-url",
-        envvar="QUET_DATABASE_URL",
-        help="SQLAlchemy URL (default: SQLite in the data folder)",
-    ),
-]
 CampaignOption = Annotated[
     int | None, typer.Option("--campaign", help="Campaign id (default: the latest)")
 ]

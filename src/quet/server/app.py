@@ -7,7 +7,7 @@ import importlib
 import json
 import logging
 import pkgutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -32,15 +32,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_refresh_rollups(app, settings.rollup_seconds))
-        digests = asyncio.create_task(_botnet_digests(app, settings))
-        reminders = asyncio.create_task(_report_reminders(app, settings))
+        from quet.server.services import botnet, report_reminders
+
+        jobs = [
+            # The pages' roll-up tables, for the organisations that changed.
+            _every(settings.rollup_seconds, "roll-up refresh",
+                   lambda: rollups.refresh_dirty(app.state.db.sessions)),
+            # The daily botnet digests, once the newest feed day is in (idempotent per day).
+            _every(botnet.DIGEST_CHECK_SECONDS, "botnet digests",
+                   lambda: botnet.digests_due(app.state.db.sessions, settings)),
+            # Units whose campaign report is due in 3 days or 1 day (each reminder once).
+            _every(report_reminders.REMIND_EVERY_S, "report reminders",
+                   lambda: report_reminders.remind_all(app.state.db.sessions, settings)),
+        ]  # fmt: skip
+        tasks = [asyncio.create_task(job) for job in jobs]
         try:
             yield
         finally:
-            task.cancel()
-            digests.cancel()
-            reminders.cancel()
+            for task in tasks:
+                task.cancel()
             app.state.db.dispose()
 
     app = FastAPI(
@@ -73,38 +83,14 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=422, media_type="application/json")
 
 
-async def _refresh_rollups(app: FastAPI, every: float) -> None:
-    """Keep the pages' roll-up tables fresh for the organisations that changed."""
+async def _every(seconds: float, what: str, job: Callable[[], object]) -> None:
+    """Run `job` in a worker thread every `seconds`; a failure is logged, the loop goes on."""
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(seconds)
         try:
-            await asyncio.to_thread(rollups.refresh_dirty, app.state.db.sessions)
+            await asyncio.to_thread(job)
         except Exception:
-            log.exception("roll-up refresh failed")
-
-
-async def _botnet_digests(app: FastAPI, settings: Settings) -> None:
-    """Send the daily botnet digests once the newest feed day is imported (idempotent per day)."""
-    from quet.server.services import botnet
-
-    while True:
-        await asyncio.sleep(botnet.DIGEST_CHECK_SECONDS)
-        try:
-            await asyncio.to_thread(botnet.digests_due, app.state.db.sessions, settings)
-        except Exception:
-            log.exception("botnet digests failed")
-
-
-async def _report_reminders(app: FastAPI, settings: Settings) -> None:
-    """E-mail units whose campaign report is due in 3 days or 1 day (each reminder once)."""
-    from quet.server.services import report_reminders
-
-    while True:
-        await asyncio.sleep(report_reminders.REMIND_EVERY_S)
-        try:
-            await asyncio.to_thread(report_reminders.remind_all, app.state.db.sessions, settings)
-        except Exception:
-            log.exception("report reminders failed")
+            log.exception("%s failed", what)
 
 
 def bootstrap(db: Database, settings: Settings) -> str | None:

@@ -27,25 +27,11 @@ from typing import Any
 import httpx
 
 from quet.errors import InputError
+from quet.reports.dates import MONTHS_EN
 
 SIGNATURE_HEADER = "X-Quet-Signature"
 DELIVERY_HEADER = "X-Quet-Delivery"
 USER_AGENT = "quet-notify/1"
-
-_MONTHS_EN = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 @dataclass(frozen=True)
@@ -94,7 +80,7 @@ def date_vi(day: date) -> str:
 
 
 def date_en(day: date) -> str:
-    return f"{day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
+    return f"{day.day} {MONTHS_EN[day.month - 1]} {day.year}"
 
 
 def _check_address(address: str) -> None:
