@@ -139,11 +139,8 @@ def org_table(orgs: Sequence[tuple[int, int | None, str, str, str]]) -> pa.Table
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # -- the MaxMind ranges kept between imports ------------------------------------------------------

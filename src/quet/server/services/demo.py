@@ -7,9 +7,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import random
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -25,6 +27,7 @@ from quet.store.models import (
     Phase,
     ScanReport,
 )
+from quet.store.models.botnet import BotnetIp
 
 CAMPAIGN = "Chiến dịch rà quét, bóc gỡ mã độc năm 2026"
 LATEST_CONTENT = 20261120  # the newest signature bundle in the demo
@@ -333,10 +336,7 @@ def _botnet(session: Session, agencies: list[Organisation], today: date, rng: ra
     the agencies' registered ranges (attributed) and in an ISP-like range (unattributed), run
     through the real import (feed reader, event store, DuckDB attribution, statistics).
     Commits the session (the import does). Returns the distinct addresses imported."""
-    import tempfile
-    from pathlib import Path
-
-    from quet.botnet.attribute import import_files
+    from quet.botnet.attribute import import_files  # DuckDB and Arrow: only when seeding
 
     hosts = [
         str(ip)
@@ -366,8 +366,6 @@ def _botnet(session: Session, agencies: list[Organisation], today: date, rng: ra
         feed = Path(folder) / "demo-sinkhole.csv"
         feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
         import_files(session, [feed])
-    from quet.store.models.botnet import BotnetIp
-
     return int(session.scalar(sa.select(sa.func.count(sa.distinct(BotnetIp.ip)))) or 0)
 
 
